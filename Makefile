@@ -1,0 +1,36 @@
+# Every target installs what it needs: a fresh machine needs only python3 and make.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo lint typecheck importlint unit clean venv
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check cctvchain tests scripts
+	$(VENV)/bin/ruff format --check cctvchain tests scripts
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+importlint: $(STAMP)
+	$(VENV)/bin/lint-imports
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest -n auto
+
+test: lint typecheck importlint unit
+
+demo: $(STAMP)
+	$(VENV)/bin/cctvchain demo
+
+clean:
+	rm -rf $(VENV) nodes/demo

@@ -1,0 +1,5 @@
+import sys
+
+from cctvchain.cli.main import main
+
+sys.exit(main())
