@@ -1,0 +1,1 @@
+"""Network configuration (TOML) and the local crypto material and genesis it implies."""
