@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -118,18 +119,17 @@ def brute_force(policy: Policy, signers: list[Signer]) -> bool:
         used = [a for a in assignment if a is not None]
         if len(used) != len(set(used)):
             continue
-        position = iter(assignment)
-
-        def holds(node: Policy) -> bool:
-            if isinstance(node, Principal):
-                chosen = next(position)
-                return chosen is not None and satisfies(signers[chosen], node)
-            results = [holds(rule) for rule in node.rules]  # consume leaves in order
-            return sum(results) >= node.threshold
-
-        if holds(policy):
+        if _holds(policy, iter(assignment), signers):
             return True
     return False
+
+
+def _holds(node: Policy, position: Iterator[int | None], signers: list[Signer]) -> bool:
+    if isinstance(node, Principal):
+        chosen = next(position)
+        return chosen is not None and satisfies(signers[chosen], node)
+    results = [_holds(rule, position, signers) for rule in node.rules]  # consume in order
+    return sum(results) >= node.threshold
 
 
 principal_strategy = st.builds(

@@ -13,7 +13,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from cctvchain.policy.ast import OutOf, Policy, Principal
+from cctvchain.policy.ast import Policy, Principal
 
 # Above this many distinct signers the exact search could blow up; no legitimate
 # transaction carries that many endorsements, so such input is refused outright.
