@@ -1,0 +1,76 @@
+"""The ledger's view of a transaction (pure).
+
+The ledger does not know proposal or envelope formats: it decodes each transaction of a
+block with :func:`~cctvchain.codec.decode_message` and asks the result, through the
+:class:`LedgerTransaction` protocol, for its id and the state writes it makes. Message
+types that implement the protocol (the config transaction here, endorser transactions
+later) plug in by registering with the codec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from cctvchain.codec import CodecError, Message, decode_message
+from cctvchain.ledger.block import Block
+
+
+@dataclass(frozen=True)
+class KVWrite:
+    """One write of a transaction; ``value=None`` deletes the key."""
+
+    namespace: str
+    key: str
+    value: bytes | None
+
+    @property
+    def is_delete(self) -> bool:
+        return self.value is None
+
+
+@runtime_checkable
+class LedgerTransaction(Protocol):
+    @property
+    def tx_id(self) -> str: ...
+
+    def state_writes(self) -> Sequence[KVWrite]: ...
+
+
+@dataclass(frozen=True)
+class DecodedTx:
+    """One transaction of a block as the ledger sees it."""
+
+    index: int
+    data: bytes
+    code: int  # the block's validation flag for it
+    message: Message | None  # None if the bytes do not decode
+    tx: LedgerTransaction | None  # the message, if it implements LedgerTransaction
+    error: str | None = None  # why ``message`` or ``tx`` is None
+
+    @property
+    def tx_id(self) -> str | None:
+        return self.tx.tx_id if self.tx is not None else None
+
+    @property
+    def type_name(self) -> str | None:
+        return self.message.TYPE if self.message is not None else None
+
+
+def decode_transaction(index: int, data: bytes, code: int) -> DecodedTx:
+    try:
+        message = decode_message(data)
+    except CodecError as exc:
+        return DecodedTx(index, data, code, None, None, f"does not decode: {exc}")
+    if not isinstance(message, LedgerTransaction):
+        return DecodedTx(index, data, code, message, None, f"{message.TYPE} has no tx id")
+    tx_id = message.tx_id
+    if not isinstance(tx_id, str) or not tx_id:
+        return DecodedTx(index, data, code, message, None, f"{message.TYPE} has an empty tx id")
+    return DecodedTx(index, data, code, message, message)
+
+
+def decode_block_transactions(block: Block) -> list[DecodedTx]:
+    flags = block.metadata.tx_flags
+    return [decode_transaction(i, tx, flags[i]) for i, tx in enumerate(block.transactions)]
