@@ -100,7 +100,11 @@ def _encode_into(value: Value, out: list[bytes], depth: int, path: str) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise EncodeError(path, f"map key {key!r} is not text")
-            entries.append((encode(key), item, key))
+            try:
+                encoded_key = encode(key)
+            except EncodeError as exc:  # report it where the map is, not at "$"
+                raise EncodeError(path, f"map key {key!r}: {exc.reason}") from exc
+            entries.append((encoded_key, item, key))
         entries.sort(key=lambda entry: entry[0])
         out.append(_head(_MAJOR_MAP, len(entries)))
         for encoded_key, item, key in entries:
