@@ -21,8 +21,6 @@ from typing import TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import SignatureAlgorithmOID
 
 from cctvchain.codec import DecodeError
 from cctvchain.crypto import Domain, SignatureError, SigningKey, sha256
@@ -30,7 +28,6 @@ from cctvchain.msp import certs, issuing
 from cctvchain.msp.attributes import REGISTRAR_ATTRIBUTE, check_attributes, registrar_types
 from cctvchain.msp.errors import (
     AlreadyRevoked,
-    BadCSR,
     BadEnrollmentSecret,
     BadRequest,
     BadRequestSignature,
@@ -223,6 +220,11 @@ class CertificateAuthority:
             raise BadRequest("host names only apply to the tls profile")
         if validity <= timedelta(0):
             raise BadRequest("validity must be positive")
+        try:
+            san = issuing.parse_hosts(hosts)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
+        public_key = certs.csr_public_key(csr_pem)
         record = self.registry.identities.get(name)
         if record is None:
             raise UnknownIdentity(f"no identity named {name} is registered")
@@ -233,11 +235,6 @@ class CertificateAuthority:
             raise IdentityRevoked(f"identity {name} is revoked")
         if profile in record.used_profiles:
             raise SecretAlreadyUsed(f"the {profile} enrollment of {name} was already done")
-        public_key = _csr_public_key(csr_pem)
-        try:
-            san = issuing.parse_hosts(hosts)
-        except ValueError as exc:
-            raise BadRequest(str(exc)) from exc
         issuer_cert = self.material.issuer_cert
         if not certs.valid_at(issuer_cert, now):
             raise CAExpired("the issuing CA certificate is not valid now")
@@ -408,21 +405,3 @@ def _parse_serial(text: str) -> int:
         return int(text.replace(":", ""), 16)
     except ValueError as exc:
         raise BadRequest(f"serial {text!r} is not hexadecimal") from exc
-
-
-def _csr_public_key(csr_pem: bytes) -> ec.EllipticCurvePublicKey:
-    try:
-        csr = x509.load_pem_x509_csr(csr_pem)
-    except ValueError as exc:
-        raise BadCSR(f"not a PEM certificate signing request: {exc}") from exc
-    if csr.signature_algorithm_oid != SignatureAlgorithmOID.ECDSA_WITH_SHA256:
-        raise BadCSR("the CSR must be signed with ecdsa-with-SHA256")
-    try:
-        key = csr.public_key()
-    except ValueError as exc:
-        raise BadCSR(f"unreadable CSR public key: {exc}") from exc
-    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise BadCSR("the CSR key must be ECDSA P-256")
-    if not csr.is_signature_valid:
-        raise BadCSR("the CSR signature does not verify")
-    return key

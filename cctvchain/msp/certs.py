@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
 from cctvchain.crypto import SigningKey, sha256
-from cctvchain.msp.errors import MalformedCertificate
+from cctvchain.msp.errors import BadCSR, MalformedCertificate
 
 # The node types an identity certificate can name in its OU (Fabric's NodeOUs + camera).
 ID_TYPES: frozenset[str] = frozenset({"peer", "orderer", "client", "admin", "camera"})
@@ -165,3 +165,22 @@ def build_csr(key: SigningKey, name: str) -> bytes:
         .sign(key.native, hashes.SHA256())
     )
     return request.public_bytes(serialization.Encoding.PEM)
+
+
+def csr_public_key(csr_pem: bytes) -> ec.EllipticCurvePublicKey:
+    """The P-256 key of a well-signed PEM CSR; raise :class:`BadCSR` otherwise."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError as exc:
+        raise BadCSR(f"not a PEM certificate signing request: {exc}") from exc
+    if csr.signature_algorithm_oid != SignatureAlgorithmOID.ECDSA_WITH_SHA256:
+        raise BadCSR("the CSR must be signed with ecdsa-with-SHA256")
+    try:
+        key = csr.public_key()
+    except ValueError as exc:
+        raise BadCSR(f"unreadable CSR public key: {exc}") from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise BadCSR("the CSR key must be ECDSA P-256")
+    if not csr.is_signature_valid:
+        raise BadCSR("the CSR signature does not verify")
+    return key

@@ -306,8 +306,11 @@ class MSP:
                 f"MSP {self.msp_id}: CRL from {certs.subject_summary(crl.issuer)} is not "
                 "signed by a CA of this MSP"
             )
-        for entry in crl:
-            self._revoked[(issuer, entry.serial_number)] = entry.revocation_date_utc
+        try:
+            for entry in crl:
+                self._revoked[(issuer, entry.serial_number)] = entry.revocation_date_utc
+        except ValueError as exc:
+            raise InvalidMSPConfig(f"MSP {self.msp_id}: malformed CRL entry: {exc}") from exc
 
     # -- validation ---------------------------------------------------------------------
 
@@ -320,7 +323,10 @@ class MSP:
         key = (self._anchor_digest, sha256(der))
         chain = self.cache.get(key)
         if chain is None:
-            chain = self._build_chain(der)
+            try:
+                chain = self._build_chain(der)
+            except ValueError as exc:  # a lazily parsed field that turned out malformed
+                raise MalformedCertificate(f"unusable certificate: {exc}") from exc
             self.cache.put(key, chain)
         self._check_current(chain, now, allowed_types)
         return chain.identity
