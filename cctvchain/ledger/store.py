@@ -81,6 +81,7 @@ log = logging.getLogger(__name__)
 
 BLOCKS_DIR = "blocks"
 INDEX_DIR = "index"
+REBUILD_DIR = "index.rebuild"
 LOCK_FILE = "ledger.lock"
 
 # One index change: (key, value) puts, (key, None) deletes; applied in order.
@@ -174,43 +175,67 @@ class Ledger(StateReader):
             (root / BLOCKS_DIR).mkdir(parents=True, exist_ok=True)
             _fsync_dir(root)
             _fsync_dir(root.parent)
-        return cls._open_locked(root, _lock(root), max_file_size)
+        fd = _lock(root)
+        try:
+            # A staging index left by a rebuild that crashed; the real one is intact.
+            if (root / REBUILD_DIR).exists():
+                shutil.rmtree(root / REBUILD_DIR)
+            return cls._open_index_and_recover(root, fd, max_file_size, root / INDEX_DIR)
+        except BaseException:
+            _unlock(fd)
+            raise
 
     @classmethod
     def rebuild(
         cls, path: str | os.PathLike[str], *, max_file_size: int = DEFAULT_MAX_FILE_SIZE
     ) -> Ledger:
-        """Throw the index away and rebuild it by replaying every block file.
+        """Rebuild the index (block locations, tx ids, state, history) by replaying every
+        block file, and return the ledger opened on it.
 
-        A crash during the rebuild is harmless: the next open resumes from the savepoint.
+        The new index is built beside the old one and swapped in only when complete, so
+        a rebuild that fails (damaged block files, a transaction type this process does
+        not know) leaves the old index in place. A crash at any point is harmless: the
+        index can always be derived again from the block files.
         """
         root = Path(path)
         if not (root / BLOCKS_DIR).is_dir():
             raise LedgerNotFoundError(f"no ledger at {root} (no {BLOCKS_DIR}/ directory)")
         fd = _lock(root)
         try:
+            staging = root / REBUILD_DIR
+            if staging.exists():
+                shutil.rmtree(staging)
+            cls._open_index_and_recover(root, fd, max_file_size, staging)._close_index()
             if (root / INDEX_DIR).exists():
                 shutil.rmtree(root / INDEX_DIR)
+            os.rename(staging, root / INDEX_DIR)
+            _fsync_dir(root)
+            return cls._open_index_and_recover(root, fd, max_file_size, root / INDEX_DIR)
         except BaseException:
             _unlock(fd)
             raise
-        return cls._open_locked(root, fd, max_file_size)
 
     @classmethod
-    def _open_locked(cls, root: Path, lock_fd: int, max_file_size: int) -> Ledger:
-        db: Any = None
+    def _open_index_and_recover(
+        cls, root: Path, lock_fd: int, max_file_size: int, index: Path
+    ) -> Ledger:
+        """Open the index at ``index`` under the held lock and recover; on failure the
+        index is closed (the caller releases the lock)."""
+        db = _open_index(index)
         try:
-            db = _open_index(root / INDEX_DIR)
-            ledger = cls(
-                root, lock_fd, db, BlockFiles(root / BLOCKS_DIR, max_file_size=max_file_size)
-            )
+            blocks = BlockFiles(root / BLOCKS_DIR, max_file_size=max_file_size)
+            ledger = cls(root, lock_fd, db, blocks)
             ledger._recover()
         except BaseException:
-            if db is not None:
-                db.close()
-            _unlock(lock_fd)
+            db.close()
             raise
         return ledger
+
+    def _close_index(self) -> None:
+        """Close the index and block files but keep holding the ledger lock."""
+        self._blocks.close()
+        self._db.close()
+        self._lock_fd = None
 
     def close(self) -> None:
         with self._mutex:
@@ -352,6 +377,12 @@ class Ledger(StateReader):
         self._replay_from(savepoint)
         if self._savepoint != savepoint:
             self._db.put(keys.SAVEPOINT_KEY, self._savepoint.encode(), sync=True)
+            log.info(
+                "ledger %s: replayed blocks %d to %d from the block files",
+                self.path,
+                savepoint.height,
+                self.height - 1,
+            )
 
     def _replay_from(self, savepoint: Savepoint) -> None:
         try:
@@ -427,7 +458,7 @@ class Ledger(StateReader):
         # _recover they are re-derivable from the block files, and a lost one is
         # replayed again on the next open. Otherwise this is append_block's path.
         self._apply(block, ops, frame.location, sync=False)
-        log.info("ledger %s: replayed block %d from %s", self.path, number, name)
+        log.debug("ledger %s: replayed block %d from %s", self.path, number, name)
 
     # -- blocks and transactions -----------------------------------------------------------
 

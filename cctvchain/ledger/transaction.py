@@ -9,6 +9,8 @@ later) plug in by registering with the codec.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -58,6 +60,28 @@ class DecodedTx:
         return self.message.TYPE if self.message is not None else None
 
 
+# The modules that register the message types a block's transactions can have. They are
+# all imported before any block is decoded, so that what the ledger indexes never depends
+# on which other modules a process happened to import: `cctvchain ledger rebuild` must
+# index exactly what the node indexed. A listed module that is not installed is skipped.
+TRANSACTION_TYPE_MODULES: tuple[str, ...] = ("cctvchain.ledger.genesis", "cctvchain.tx.messages")
+_types_loaded = False
+
+
+def load_transaction_types() -> None:
+    global _types_loaded
+    if _types_loaded:
+        return
+    for name in TRANSACTION_TYPE_MODULES:
+        try:
+            spec = importlib.util.find_spec(name)
+        except ModuleNotFoundError:  # its parent package does not exist
+            spec = None
+        if spec is not None:
+            importlib.import_module(name)
+    _types_loaded = True
+
+
 def decode_transaction(index: int, data: bytes, code: int) -> DecodedTx:
     try:
         message = decode_message(data)
@@ -72,5 +96,6 @@ def decode_transaction(index: int, data: bytes, code: int) -> DecodedTx:
 
 
 def decode_block_transactions(block: Block) -> list[DecodedTx]:
+    load_transaction_types()
     flags = block.metadata.tx_flags
     return [decode_transaction(i, tx, flags[i]) for i, tx in enumerate(block.transactions)]
