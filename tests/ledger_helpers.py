@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from cctvchain.codec import Message
 from cctvchain.ledger.block import Block, make_block
@@ -81,11 +82,14 @@ def sample_config(channel_id: str = "cctv-channel", sequence: int = 0) -> Channe
     )
 
 
-class _Chain:
+class _Chain(Protocol):
     """What block building needs from a ledger (height and head hash)."""
 
-    height: int
-    head_hash: bytes
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def head_hash(self) -> bytes: ...
 
 
 def next_block(ledger: _Chain, txs: Sequence[bytes], flags: Sequence[int] | None = None) -> Block:

@@ -14,11 +14,9 @@ from cctvchain.ledger.keys import (
     split_composite_key,
 )
 
-part = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\U0010ffff"))
-text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1)
-namespace = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1
-)
+part = st.text(st.characters(codec="utf-8", exclude_characters="\x00\U0010ffff"))
+text = st.text(st.characters(codec="utf-8"), min_size=1)
+namespace = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1)
 
 
 def test_composite_key_is_fabrics_layout() -> None:

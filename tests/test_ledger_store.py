@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -169,8 +169,8 @@ def test_append_refuses_bad_blocks_and_writes_nothing(ledger: Ledger) -> None:
             next_block(ledger, [sample_config().encode()]),
             "flagged VALID but config.channel has no tx id",
         ),
-        (next_block(ledger, [kv_tx("seen")]), "tx id seen is already committed"),
-        (next_block(ledger, [kv_tx("twice"), kv_tx("twice")]), "tx id twice is already committed"),
+        (next_block(ledger, [kv_tx("seen")]), "tx id seen was already used"),
+        (next_block(ledger, [kv_tx("twice"), kv_tx("twice")]), "tx id twice was already used"),
         (next_block(ledger, [kv_tx("bad", ("a\x00b", "k", b"v"))]), "contains a NUL"),
         (next_block(ledger, [kv_tx("bad", ("ns", "", b"v"))]), "key must not be empty"),
     ]
@@ -183,6 +183,10 @@ def test_append_refuses_bad_blocks_and_writes_nothing(ledger: Ledger) -> None:
     assert ledger.height == 3
 
 
+def keys_in(items: Iterable[tuple[str, VersionedValue]]) -> list[str]:
+    return [key for key, _ in items]
+
+
 def test_range_scans_and_composite_keys(ledger: Ledger) -> None:
     cam = [
         create_composite_key("camera", [org, cid])
@@ -192,7 +196,6 @@ def test_range_scans_and_composite_keys(ledger: Ledger) -> None:
     writes = [("ns", k, k.encode()) for k in ["a", "b", "ba", "c", "d\x00e"]]
     writes += [("ns", k, b"cam") for k in [*cam, other]] + [("ns2", "b", b"other ns")]
     ledger.append_block(next_block(ledger, [kv_tx("w", *writes)]))
-    keys_in = lambda it: [k for k, _ in it]  # noqa: E731
     assert keys_in(ledger.get_state_range("ns", "b", "c")) == ["b", "ba"]
     assert keys_in(ledger.get_state_range("ns", "b")) == ["b", "ba", "c", "d\x00e"]
     assert keys_in(ledger.get_state_range("ns", "", "b")) == [*sorted([*cam, other]), "a"]

@@ -328,7 +328,7 @@ class Ledger(StateReader):
                 # ones DUPLICATE_TXID, and committing one as VALID would replay it.
                 if valid:
                     raise BlockRejectedError(
-                        f"{where} is flagged VALID but its tx id {tx_id} is already committed"
+                        f"{where} is flagged VALID but its tx id {tx_id} was already used"
                     )
             else:
                 indexed.add(tx_id)
