@@ -36,6 +36,10 @@ class TxValidationCode(enum.IntEnum):
     ILLEGAL_WRITESET = 23
     INVALID_WRITESET = 24
     INVALID_CHAINCODE = 25
+    # Not in Fabric (which folds it into BAD_CREATOR_SIGNATURE): the creator's certificate
+    # was expired, not yet valid or revoked at the proposal's time. Kept apart because
+    # for evidence "signed by a revoked camera" must not read like "forged signature".
+    EXPIRED_OR_REVOKED_IDENTITY = 26
     NOT_VALIDATED = 254
     INVALID_OTHER_REASON = 255
 

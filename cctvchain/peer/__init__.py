@@ -1,0 +1,1 @@
+"""The peer's cores: channel context, endorser, block validator, committer and events."""

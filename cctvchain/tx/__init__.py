@@ -1,0 +1,1 @@
+"""Fabric's transaction messages: proposals, read-write sets, endorsements, envelopes."""
