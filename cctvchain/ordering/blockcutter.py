@@ -41,6 +41,10 @@ class BlockCutter:
         """When the pending batch must be cut by the timer (None when nothing pends)."""
         return self._deadline_ms
 
+    def reconfigure(self, config: BatchConfig) -> None:
+        """Adopt new batch parameters, keeping what is already pending."""
+        self.config = config
+
     def check_size(self, envelope: bytes) -> None:
         if len(envelope) > self.config.absolute_max_bytes:
             raise EnvelopeTooLarge(

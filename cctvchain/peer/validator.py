@@ -186,7 +186,7 @@ class BlockValidator:
         except CodecError as exc:
             return TxVerdict(Code.BAD_PAYLOAD, f"transaction does not decode: {exc}")
         if isinstance(message, ConfigTransaction):
-            return self._check_config(message, now)
+            return self.check_config(message, now)
         if not isinstance(message, Envelope):
             return TxVerdict(Code.UNKNOWN_TX_TYPE, f"unsupported transaction type {message.TYPE}")
         return self._check_envelope(message)
@@ -271,7 +271,7 @@ class BlockValidator:
             )
         return TxVerdict(Code.VALID, "", tx_id, response.results)
 
-    def _check_config(self, config_tx: ConfigTransaction, now: datetime) -> TxVerdict:
+    def check_config(self, config_tx: ConfigTransaction, now: datetime) -> TxVerdict:
         tx_id = config_tx.tx_id
         current = self.channel.config
         new = config_tx.config

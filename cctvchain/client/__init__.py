@@ -1,0 +1,1 @@
+"""Client side of the transaction flow: sign proposals, assemble endorsed envelopes."""

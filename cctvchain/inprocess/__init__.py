@@ -1,0 +1,1 @@
+"""An in-process network of real components, for tests and the demo."""
