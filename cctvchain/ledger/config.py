@@ -62,6 +62,36 @@ class BatchConfig(Message):
 
 
 @dataclass(frozen=True)
+class AclRule(Message):
+    """One application access-control rule, in the style of the paper's Figure 14.
+
+    A request (participant role, operation, resource, transaction) is matched against the
+    channel's rules in order; the first rule whose role, operation, resource, transaction
+    and condition all match decides (ALLOW or DENY); no match means deny. ``condition``
+    is a ``||``-separated list of named predicates (the contract defines them), never
+    code, so that rules stay data that every organisation can read and sign.
+    """
+
+    TYPE = "config.acl_rule"
+    name: str
+    description: str
+    role: str  # a participant role, "NetworkAdmin", "Camera" or "ANY"
+    operation: str  # CREATE | READ | UPDATE | DELETE | ALL
+    resource: str  # an asset/participant type, or a transaction name (Composer style)
+    transaction: str  # the transaction the rule is limited to, or "*"
+    condition: str  # e.g. "same_control_room || same_org", or "true"
+    action: str  # ALLOW | DENY
+
+    def __post_init__(self) -> None:
+        if self.operation not in ("CREATE", "READ", "UPDATE", "DELETE", "ALL"):
+            raise ValueError(f"rule {self.name}: unknown operation {self.operation!r}")
+        if self.action not in ("ALLOW", "DENY"):
+            raise ValueError(f"rule {self.name}: action must be ALLOW or DENY")
+        if not self.name:
+            raise ValueError("rule name must not be empty")
+
+
+@dataclass(frozen=True)
 class ChannelConfig(Message):
     """Everything a node must agree on to validate the channel's blocks."""
 
@@ -76,6 +106,9 @@ class ChannelConfig(Message):
     policies: dict[str, str] = field(default_factory=dict)
     # Endorsement policy per contract name.
     endorsement_policies: dict[str, str] = field(default_factory=dict)
+    # Application access-control rules (first match wins, default deny); changed only
+    # by a configuration transaction signed according to the Admins policy.
+    acl_rules: tuple[AclRule, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.channel_id:
