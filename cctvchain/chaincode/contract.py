@@ -37,6 +37,9 @@ class ContractError(Exception):
     """A business-rule refusal raised by a contract: becomes a failed proposal response."""
 
     def __init__(self, message: str, status: int = 400) -> None:
+        if not 400 <= status <= 599:
+            # A status below 400 would make the refusal an OK (endorsable) response.
+            raise ValueError(f"ContractError status must be 400..599, got {status}")
         super().__init__(message)
         self.status = status
 

@@ -58,9 +58,8 @@ def simulate(
         return _failure(STATUS_ERROR, f"{function} failed: {type(exc).__name__}: {exc}")
     if len(payload) > MAX_RESPONSE_BYTES:
         return _failure(413, f"{function} returned more than {MAX_RESPONSE_BYTES} bytes")
-    has_effects = bool(rwset.writes or rwset.reads or rwset.range_queries)
     return SimulationResult(
         Response(STATUS_OK, "", payload),
-        TxRWSet((rwset,) if has_effects else ()),
+        rwset,
         tuple(ContractEvent(name, data) for name, data in stub.events),
     )

@@ -13,8 +13,9 @@ from typing import Protocol
 
 from cctvchain.chaincode.contract import ContractError
 from cctvchain.ledger import keys
+from cctvchain.ledger.config import CONFIG_KEY, CONFIG_NAMESPACE, ChannelConfig
 from cctvchain.ledger.records import HistoryEntry, Version, VersionedValue
-from cctvchain.tx.rwset import KVRead, KVWriteEntry, NamespaceRWSet, RangeQueryInfo
+from cctvchain.tx.rwset import KVRead, KVWriteEntry, NamespaceRWSet, RangeQueryInfo, TxRWSet
 
 
 class StateReader(Protocol):
@@ -90,6 +91,7 @@ class ChaincodeStub:
     _writes: dict[str, KVWriteEntry] = field(default_factory=dict)
     _events: list[tuple[str, bytes]] = field(default_factory=list)
     _write_bytes: int = 0
+    _config_read: KVRead | None = None
 
     # -- identity and context -------------------------------------------------------------
 
@@ -105,6 +107,15 @@ class ChaincodeStub:
 
     def get_channel_id(self) -> str:
         return self.context.channel_id
+
+    def get_channel_config(self) -> ChannelConfig:
+        """The channel configuration in force (recorded as a read of the config key, so a
+        transaction simulated under a configuration that has since changed is invalid)."""
+        current = self.reader.get_state(CONFIG_NAMESPACE, CONFIG_KEY)
+        if current is None:
+            raise ContractError("the channel has no configuration", status=500)
+        self._config_read = KVRead(CONFIG_KEY, current.version)
+        return ChannelConfig.decode(current.value)
 
     # -- state ----------------------------------------------------------------------------
 
@@ -138,13 +149,15 @@ class ChaincodeStub:
 
     def _record_write(self, write: KVWriteEntry) -> None:
         previous = self._writes.get(write.key)
+        total = self._write_bytes + len(write.key) + len(write.value)
         if previous is not None:
-            self._write_bytes -= len(previous.key) + len(previous.value)
-        self._write_bytes += len(write.key) + len(write.value)
-        if self._write_bytes > self.limits.max_write_set_bytes:
+            total -= len(previous.key) + len(previous.value)
+        if total > self.limits.max_write_set_bytes:
+            # Nothing recorded: a contract that catches this keeps a consistent write set.
             raise ContractError(
                 f"write set exceeds {self.limits.max_write_set_bytes} bytes", status=413
             )
+        self._write_bytes = total
         self._writes[write.key] = write
 
     def get_state_by_range(self, start_key: str, end_key: str) -> list[tuple[str, bytes]]:
@@ -153,10 +166,12 @@ class ChaincodeStub:
         Composite keys are not returned (as in Fabric), and the whole result is recorded
         for phantom detection at validation.
         """
+        # Simple keys only (as Fabric): validation re-runs a range whose start is a
+        # composite key as a composite-key range, which would then always conflict.
         if start_key:
-            self._check_key(start_key)
+            self._check_key(start_key, allow_composite=False)
         if end_key:
-            self._check_key(end_key)
+            self._check_key(end_key, allow_composite=False)
         results: list[tuple[str, bytes]] = []
         reads: list[KVRead] = []
         for key, value in self.reader.get_state_range(self.namespace, start_key, end_key or None):
@@ -223,8 +238,10 @@ class ChaincodeStub:
     # -- events -------------------------------------------------------------------------------
 
     def set_event(self, name: str, payload: bytes) -> None:
-        if not name:
-            raise ContractError("event name must not be empty")
+        if not isinstance(name, str) or not name:
+            raise ContractError("event name must be non-empty text")
+        if not isinstance(payload, bytes):
+            raise ContractError(f"event payload must be bytes, got {type(payload).__name__}")
         if len(payload) > self.limits.max_event_bytes:
             raise ContractError(f"event payload exceeds {self.limits.max_event_bytes} bytes")
         if len(self._events) >= self.limits.max_events:
@@ -237,11 +254,18 @@ class ChaincodeStub:
     def events(self) -> list[tuple[str, bytes]]:
         return list(self._events)
 
-    def rwset(self) -> NamespaceRWSet:
+    def rwset(self) -> TxRWSet:
         """The recorded read-write set, in key order so every endorser produces the same."""
-        return NamespaceRWSet(
-            namespace=self.namespace,
-            reads=tuple(self._reads[k] for k in sorted(self._reads)),
-            range_queries=tuple(self._range_queries),
-            writes=tuple(self._writes[k] for k in sorted(self._writes)),
-        )
+        namespaces = []
+        if self._reads or self._range_queries or self._writes:
+            namespaces.append(
+                NamespaceRWSet(
+                    namespace=self.namespace,
+                    reads=tuple(self._reads[k] for k in sorted(self._reads)),
+                    range_queries=tuple(self._range_queries),
+                    writes=tuple(self._writes[k] for k in sorted(self._writes)),
+                )
+            )
+        if self._config_read is not None:
+            namespaces.append(NamespaceRWSet(CONFIG_NAMESPACE, (self._config_read,), (), ()))
+        return TxRWSet(tuple(namespaces))

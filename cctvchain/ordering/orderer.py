@@ -89,6 +89,10 @@ class Orderer:
             raise BroadcastRefused(400, f"malformed envelope payload: {exc}") from exc
         if proposal.channel_id != channel.channel_id:
             raise BroadcastRefused(404, f"unknown channel {proposal.channel_id!r}")
+        if not proposal.tx_id_is_correct():
+            # Else a member could claim another client's tx id and, ordered first in the
+            # same block, make that transaction a duplicate.
+            raise BroadcastRefused(400, "BAD_PROPOSAL_TXID: tx id is not SHA-256(nonce ‖ creator)")
         now = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
         try:
             identity = channel.msps.validate(proposal.creator.msp_id, proposal.creator.cert, now)

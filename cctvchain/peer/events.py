@@ -10,8 +10,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cctvchain.crypto import sha256
 from cctvchain.ledger.validation import TxValidationCode, code_name
+from cctvchain.tx.messages import contract_event_id
+
+__all__ = ["BlockEvent", "ContractEvent", "EventHub", "TxEvent", "contract_event_id"]
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,6 @@ class ContractEvent:
     contract: str
     name: str
     payload: bytes
-
-
-def contract_event_id(tx_id: str, position: int) -> str:
-    return sha256(f"{tx_id}/{position}".encode()).hex()
 
 
 @dataclass(frozen=True)

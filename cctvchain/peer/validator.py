@@ -203,7 +203,11 @@ class BlockValidator:
                 Code.TARGET_CHAIN_NOT_FOUND, f"for channel {proposal.channel_id!r}", tx_id
             )
         if not proposal.tx_id_is_correct():
-            return TxVerdict(Code.BAD_PROPOSAL_TXID, "tx id is not SHA-256(nonce ‖ creator)")
+            # The claimed id is kept: the ledger indexes it (first transaction with an id
+            # keeps it), so a later VALID transaction with that id must be a duplicate.
+            return TxVerdict(
+                Code.BAD_PROPOSAL_TXID, "tx id is not SHA-256(nonce ‖ creator)", tx_id
+            )
         now = _ms_to_datetime(proposal.timestamp_ms)
         creator = proposal.creator
         try:
@@ -233,7 +237,9 @@ class BlockValidator:
                 tx_id,
             )
         for ns in response.results.namespaces:
-            if ns.namespace != proposal.contract or ns.namespace == CONFIG_NAMESPACE:
+            if ns.namespace == CONFIG_NAMESPACE and not (ns.writes or ns.range_queries):
+                continue  # a contract may read the channel configuration, never write it
+            if ns.namespace != proposal.contract:
                 return TxVerdict(
                     Code.ILLEGAL_WRITESET,
                     f"contract {proposal.contract} touched namespace {ns.namespace!r}",

@@ -94,6 +94,11 @@ class ContractEvent(Message):
     payload: bytes
 
 
+def contract_event_id(tx_id: str, position: int) -> str:
+    """The unique id of the ``position``-th event set by transaction ``tx_id``."""
+    return sha256(f"{tx_id}/{position}".encode()).hex()
+
+
 @dataclass(frozen=True)
 class ProposalResponsePayload(Message):
     """What an endorser vouches for: the simulation result of one proposal."""
