@@ -205,9 +205,7 @@ class BlockValidator:
         if not proposal.tx_id_is_correct():
             # The claimed id is kept: the ledger indexes it (first transaction with an id
             # keeps it), so a later VALID transaction with that id must be a duplicate.
-            return TxVerdict(
-                Code.BAD_PROPOSAL_TXID, "tx id is not SHA-256(nonce ‖ creator)", tx_id
-            )
+            return TxVerdict(Code.BAD_PROPOSAL_TXID, "tx id is not SHA-256(nonce ‖ creator)", tx_id)
         now = _ms_to_datetime(proposal.timestamp_ms)
         creator = proposal.creator
         try:
