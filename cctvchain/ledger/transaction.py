@@ -87,9 +87,14 @@ def decode_transaction(index: int, data: bytes, code: int) -> DecodedTx:
         message = decode_message(data)
     except CodecError as exc:
         return DecodedTx(index, data, code, None, None, f"does not decode: {exc}")
-    if not isinstance(message, LedgerTransaction):
-        return DecodedTx(index, data, code, message, None, f"{message.TYPE} has no tx id")
-    tx_id = message.tx_id
+    try:
+        # The id of an envelope is inside its payload, which may not decode: that is an
+        # invalid transaction without an id, not a reason to refuse the block.
+        if not isinstance(message, LedgerTransaction):
+            return DecodedTx(index, data, code, message, None, f"{message.TYPE} has no tx id")
+        tx_id = message.tx_id
+    except CodecError as exc:
+        return DecodedTx(index, data, code, message, None, f"its tx id does not decode: {exc}")
     if not isinstance(tx_id, str) or not tx_id:
         return DecodedTx(index, data, code, message, None, f"{message.TYPE} has an empty tx id")
     return DecodedTx(index, data, code, message, message)

@@ -38,7 +38,7 @@ from cctvchain.msp.errors import (
     MSPError,
 )
 from cctvchain.msp.identity import Identity
-from cctvchain.peer.channel import ADMINS, BLOCK_VALIDATION, ChannelContext
+from cctvchain.peer.channel import ADMINS, BLOCK_VALIDATION, ChannelConfigError, ChannelContext
 from cctvchain.policy import evaluate
 from cctvchain.tx.messages import Envelope, endorsement_message
 from cctvchain.tx.rwset import KVRead, RangeQueryInfo, TxRWSet
@@ -286,6 +286,14 @@ class BlockValidator:
                 Code.INVALID_CONFIG_TRANSACTION,
                 f"config sequence {new.sequence} does not follow {current.sequence}",
                 tx_id,
+            )
+        try:
+            # A configuration nodes cannot load (a policy that does not parse, a bad MSP
+            # root) would stop every peer and orderer once committed: refuse it here.
+            ChannelContext.from_config(new)
+        except (ChannelConfigError, MSPError) as exc:
+            return TxVerdict(
+                Code.INVALID_CONFIG_TRANSACTION, f"the new configuration is unusable: {exc}", tx_id
             )
         admins = []
         for signature in config_tx.signatures:
