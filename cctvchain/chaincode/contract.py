@@ -36,12 +36,14 @@ class FunctionInfo:
 class ContractError(Exception):
     """A business-rule refusal raised by a contract: becomes a failed proposal response."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, *, code: str = "") -> None:
         if not 400 <= status <= 599:
             # A status below 400 would make the refusal an OK (endorsable) response.
             raise ValueError(f"ContractError status must be 400..599, got {status}")
-        super().__init__(message)
+        # A stable upper-case code first, so clients can branch without parsing prose.
+        super().__init__(f"{code}: {message}" if code else message)
         self.status = status
+        self.code = code
 
 
 @overload

@@ -17,7 +17,7 @@ from pathlib import Path
 from cctvchain.chaincode import Contract
 from cctvchain.client.transaction import ClientIdentity, assemble_envelope, new_proposal
 from cctvchain.ledger.block import Block
-from cctvchain.ledger.config import BatchConfig, ChannelConfig, OrdererConfig
+from cctvchain.ledger.config import AclRule, BatchConfig, ChannelConfig, OrdererConfig
 from cctvchain.ledger.genesis import make_genesis_block
 from cctvchain.ledger.store import Ledger
 from cctvchain.msp.identity import ValidationCache
@@ -72,6 +72,7 @@ def default_channel_config(
     orderer: EnrolledIdentity,
     batch: BatchConfig,
     endorsement: Mapping[str, str],
+    acl_rules: Sequence[AclRule] = (),
 ) -> ChannelConfig:
     members = ", ".join(f"'{name}.member'" for name in orgs)
     admins = ", ".join(f"'{name}.admin'" for name in orgs)
@@ -96,6 +97,7 @@ def default_channel_config(
             "BlockValidation": f"OR('{orderer.msp_id}.orderer')",
         },
         endorsement_policies=dict(endorsement),
+        acl_rules=tuple(acl_rules),
     )
 
 
@@ -109,6 +111,7 @@ class InProcessNetwork:
     endorsement: Mapping[str, str] | None = None
     start: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     parallel_validation: bool = True
+    acl_rules: Sequence[AclRule] = ()
 
     def __post_init__(self) -> None:
         self.clock = ManualClock(self.start)
@@ -123,7 +126,7 @@ class InProcessNetwork:
             for name in self.contracts
         }
         self.genesis_config = default_channel_config(
-            self.orgs, self.orderer_identity, self.batch, endorsement
+            self.orgs, self.orderer_identity, self.batch, endorsement, self.acl_rules
         )
         genesis = make_genesis_block(self.genesis_config)
         self._executor = (

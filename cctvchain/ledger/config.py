@@ -76,14 +76,15 @@ class AclRule(Message):
     name: str
     description: str
     role: str  # a participant role, "NetworkAdmin", "Camera" or "ANY"
-    operation: str  # CREATE | READ | UPDATE | DELETE | ALL
+    operation: str  # CREATE, READ, UPDATE, DELETE or ALL; alternatives as "CREATE|UPDATE"
     resource: str  # an asset/participant type, or a transaction name (Composer style)
     transaction: str  # the transaction the rule is limited to, or "*"
     condition: str  # e.g. "same_control_room || same_org", or "true"
     action: str  # ALLOW | DENY
 
     def __post_init__(self) -> None:
-        if self.operation not in ("CREATE", "READ", "UPDATE", "DELETE", "ALL"):
+        operations = {part.strip() for part in self.operation.split("|")}
+        if not operations <= {"CREATE", "READ", "UPDATE", "DELETE", "ALL"}:
             raise ValueError(f"rule {self.name}: unknown operation {self.operation!r}")
         if self.action not in ("ALLOW", "DENY"):
             raise ValueError(f"rule {self.name}: action must be ALLOW or DENY")
