@@ -283,6 +283,7 @@ def test_a_genesis_for_other_orderers_is_refused(tmp_path: Path) -> None:
     grown = small_config(tmp_path, SMALL + extra)
     with pytest.raises(GenesisError, match="orderers"):
         ensure_material(grown, NOW)
+    assert not (config.nodes_dir / "orderer1.b").exists()
 
 
 def test_the_default_network(tmp_path: Path) -> None:

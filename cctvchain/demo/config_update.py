@@ -62,6 +62,8 @@ def with_crl(current: ChannelConfig, msp_id: str, crl: bytes) -> ChannelConfig:
     """The next configuration: ``msp_id``'s CRL replaced, the sequence advanced."""
     if current.organization(msp_id) is None:
         raise DemoError(f"the channel has no organisation {msp_id}")
+    # A CA's new CRL lists every certificate it has revoked so far, so it replaces the
+    # organisation's previous CRL rather than joining it.
     organizations = tuple(
         dataclasses.replace(org, crls=(crl,)) if org.msp_id == msp_id else org
         for org in current.organizations

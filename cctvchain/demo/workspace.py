@@ -38,4 +38,4 @@ def _check_deletable(directory: Path, protect: Sequence[Path]) -> None:
     for path in (Path("/"), Path.home(), *protect):
         kept = path.resolve()
         if kept == target or target in kept.parents:
-            raise DemoError(f"refusing to delete {directory}: it holds {path}")
+            raise DemoError(f"refusing to delete {directory}: it is or contains {path}")

@@ -128,6 +128,9 @@ def ensure_material(config: NetworkConfig, now: datetime, *, log: Log = _quiet) 
         created.append(item)
         log(message)
 
+    if where.genesis.exists():
+        # Before creating anything: a genesis block for another network stops the call.
+        genesis.check_network(where.channel_config(), config, where.genesis)
     config.nodes_dir.mkdir(parents=True, exist_ok=True)
     for org in config.organizations:
         admin = f"{ADMIN_NAME}@{org.name}"
@@ -211,7 +214,6 @@ def _ensure_node(endpoint: Endpoint, kind: str, where: NetworkMaterial, now: dat
 
 def _ensure_genesis(config: NetworkConfig, where: NetworkMaterial) -> bool:
     if where.genesis.exists():
-        genesis.check_network(where.channel_config(), config, where.genesis)
         return False
     organizations = [
         genesis.organization_config(org.name, CAStore(where.ca_dirs[org.name]))
