@@ -89,7 +89,7 @@ def _short(digest: bytes) -> str:
     return digest.hex()[:16]
 
 
-def _node(config: NetworkConfig, nodes: tuple[Endpoint, ...], org: str) -> Endpoint:
+def _node(nodes: tuple[Endpoint, ...], org: str) -> Endpoint:
     """The organisation's first node of a kind, else the network's first."""
     return next((node for node in nodes if node.org == org), nodes[0])
 
@@ -107,7 +107,7 @@ def run(config: NetworkConfig, now: datetime, out: Out) -> DemoResult:
     say = Narrator(out)
     material = _step_material(say, config, now)
     wallets = _step_participants(say, config, now)
-    peer = _node(config, config.peers, CITY)
+    peer = _node(config.peers, CITY)
     ledger_path = material.node_dirs[peer.name] / LEDGER_DIR
     ledger = _step_ledger(say, material, peer, ledger_path)
     try:
@@ -254,7 +254,7 @@ def _step_revocation(
         f"new CRL for {city.msp_id}, signed by "
         + " and ".join(f"{a.name}@{a.msp_id}" for a in admins)
     )
-    orderer_node = _node(config, config.orderers, CITY)
+    orderer_node = _node(config.orderers, CITY)
     orderer = Wallet(material.node_wallet(orderer_node.name)).load()
     block = update.cut_block(ledger.height, ledger.head_hash, tx, orderer)
     say.say(
