@@ -34,3 +34,7 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(VENV) nodes/demo
+
+.PHONY: bench
+bench: $(STAMP)
+	$(VENV)/bin/python scripts/bench_commit.py
