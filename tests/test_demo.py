@@ -119,4 +119,5 @@ def test_a_network_without_the_demo_organisations_is_refused(tmp_path: Path) -> 
     toml = (REPO / "configs" / "local.toml").read_text().replace('"Police"', '"Constabulary"')
     config = tmp_path / "other.toml"
     config.write_text(toml)
+    (tmp_path / "acl.toml").write_text((REPO / "configs" / "acl.toml").read_text())
     _fails(_demo("--config", config, "--dir", tmp_path / "d"), "needs the organisations")

@@ -76,3 +76,32 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("[network\nname=")
     with pytest.raises(NetworkConfigError, match="not valid TOML"):
         load_network_config(bad)
+
+
+def test_default_network_ships_the_papers_acl_rules() -> None:
+    rules = load_network_config(DEFAULT).acl_rules
+    names = [rule.name for rule in rules]
+    assert "CRSApproveApplication" in names and "CRMAddApproval" in names
+    assert names[0] == "OperatorsNeverDecide"  # the DENY must come before any ALLOW
+    assert rules[0].action == "DENY"
+
+
+def test_acl_file_problems_are_named(tmp_path: Path) -> None:
+    raw = raw_default()
+    raw["network"]["acl"] = "missing.toml"
+    with pytest.raises(NetworkConfigError, match="cannot read ACL rules"):
+        parse_network_config(raw, base_dir=tmp_path)
+    (tmp_path / "bad.toml").write_text(
+        '[[rule]]\nname = "X"\ndescription = "d"\nrole = "CRM"\noperation = "FLY"\n'
+        'resource = "CCTV"\ntransaction = "*"\ncondition = "true"\naction = "ALLOW"\n'
+    )
+    raw["network"]["acl"] = "bad.toml"
+    with pytest.raises(NetworkConfigError, match="unknown operation 'FLY'"):
+        parse_network_config(raw, base_dir=tmp_path)
+    (tmp_path / "cond.toml").write_text(
+        '[[rule]]\nname = "X"\ndescription = "d"\nrole = "CRM"\noperation = "READ"\n'
+        'resource = "CCTV"\ntransaction = "*"\ncondition = "is_friendly"\naction = "ALLOW"\n'
+    )
+    raw["network"]["acl"] = "cond.toml"
+    with pytest.raises(NetworkConfigError, match="unknown condition"):
+        parse_network_config(raw, base_dir=tmp_path)

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cctvchain.ledger.config import BatchConfig
+from cctvchain.chaincode.cctv.acl import AclConfigError
+from cctvchain.ledger.config import AclRule, BatchConfig
+from cctvchain.network.acl_rules import load_acl_rules
 
 
 class NetworkConfigError(ValueError):
@@ -45,6 +47,7 @@ class NetworkConfig:
     organizations: tuple[OrgSettings, ...]
     orderers: tuple[Endpoint, ...]
     peers: tuple[Endpoint, ...]
+    acl_rules: tuple[AclRule, ...] = ()
     source: Path | None = field(default=None, compare=False)
 
     def org(self, name: str) -> OrgSettings:
@@ -105,6 +108,16 @@ def parse_network_config(raw: Mapping[str, Any], *, base_dir: Path) -> NetworkCo
     clashes = sorted({f"{h}:{p}" for h, p in addresses if addresses.count((h, p)) > 1})
     if clashes:
         raise NetworkConfigError(f"two nodes share an address: {', '.join(clashes)}")
+    acl_rules: tuple[AclRule, ...] = ()
+    acl_file = network.get("acl")
+    if acl_file is not None:
+        if not isinstance(acl_file, str) or not acl_file:
+            raise NetworkConfigError("[network]: 'acl' must be a file name")
+        acl_path = Path(acl_file) if Path(acl_file).is_absolute() else base_dir / acl_file
+        try:
+            acl_rules = load_acl_rules(acl_path)
+        except AclConfigError as exc:
+            raise NetworkConfigError(f"[network] acl: {exc}") from exc
     return NetworkConfig(
         name=_str(network, "name", "network"),
         channel=_str(network, "channel", "network"),
@@ -115,6 +128,7 @@ def parse_network_config(raw: Mapping[str, Any], *, base_dir: Path) -> NetworkCo
         organizations=organizations,
         orderers=orderers,
         peers=peers,
+        acl_rules=acl_rules,
     )
 
 

@@ -72,6 +72,7 @@ def initial_channel_config(
         batch=config.batch,
         policies=dict(config.policies),
         endorsement_policies=dict(config.endorsement),
+        acl_rules=config.acl_rules,
     )
 
 
