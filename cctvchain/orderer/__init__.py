@@ -1,0 +1,1 @@
+"""The orderer node: durable Raft storage, the ordering service, its HTTP endpoints."""
