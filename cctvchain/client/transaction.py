@@ -72,7 +72,8 @@ def assemble_envelope(
         raise EndorsementError("no endorsements")
     refused = [r.response for r in responses if r.endorsement is None or not r.response.ok]
     if refused:
-        reasons = "; ".join(f"{r.status} {r.message}" for r in refused)
+        # Endorsers usually refuse for the same reason: say each distinct reason once.
+        reasons = "; ".join(dict.fromkeys(f"{r.status} {r.message}" for r in refused))
         raise EndorsementError(f"endorsement refused: {reasons}")
     payloads = {r.payload for r in responses}
     if len(payloads) != 1:
