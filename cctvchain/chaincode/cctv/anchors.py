@@ -29,11 +29,16 @@ from cctvchain.chaincode.cctv.common import (
 from cctvchain.chaincode.cctv.model import (
     APPROVED,
     CAMERA_ROLE,
+    DECOMMISSIONED,
     K_ANCHOR,
     K_ANCHOR_BY_TIME,
     K_ANCHOR_HEAD,
+    K_CAMERA,
+    PENDING,
+    REJECTED,
     Anchor,
     AnchorHead,
+    Camera,
     Segment,
     padded,
 )
@@ -100,10 +105,37 @@ def decode_segment(segment_b64: str) -> Segment:
     return segment
 
 
+def _explain_unbound_camera(stub: ChaincodeStub, segment_b64: str) -> None:
+    """A camera identity bound to no approved camera may be one whose camera is not, or no
+    longer, approved (bindings are made by Approve and dropped by Decommission): say so
+    with that refusal's own code. Anything else stays a WRONG_IDENTITY."""
+    creator = stub.get_creator()
+    try:
+        segment = decode_segment(segment_b64)
+    except ContractError:
+        return
+    camera = load(stub, Camera, K_CAMERA, segment.camera_id)
+    if camera is None or camera.owner_org != creator.msp_id:
+        return
+    if camera.status in (PENDING, REJECTED):
+        raise _refuse(
+            "CAMERA_NOT_APPROVED", f"camera {camera.id} is {camera.status}", STATUS_CONFLICT
+        )
+    if camera.status == DECOMMISSIONED and camera.identity == creator.name:
+        raise _refuse(
+            "CAMERA_DECOMMISSIONED", f"camera {camera.id} is {camera.status}", STATUS_CONFLICT
+        )
+
+
 class AnchorFunctions:
     @contract_function
     def AnchorSegment(self, stub: ChaincodeStub, segment_b64: str) -> dict[str, Any]:
-        subject = subject_of(stub)
+        try:
+            subject = subject_of(stub)
+        except ContractError as exc:
+            if exc.code == "WRONG_IDENTITY":
+                _explain_unbound_camera(stub, segment_b64)
+            raise
         if subject.role != CAMERA_ROLE:
             raise _refuse(
                 "WRONG_IDENTITY",

@@ -1,0 +1,451 @@
+"""Segment anchors through real endorsement, ordering and commit: a camera's chained
+segments are accepted; every other anchor is refused with its own code and leaves no
+trace on the ledger."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from cctv_helpers import (
+    CITY,
+    HIGH,
+    NORMAL,
+    POLICE,
+    SEGMENT_MS,
+    ZERO_HASH,
+    Chain,
+    World,
+    b64,
+    build_world,
+    call,
+    commit_config,
+    config_tx,
+    current_config,
+    fingerprint,
+    inject,
+    invoke,
+    majority,
+    make_segment,
+    query,
+    refuse,
+    tx_id_of,
+)
+
+from cctvchain.chaincode.cctv.anchors import (
+    LATE_AFTER_MS,
+    MAX_FUTURE_SKEW_MS,
+    MAX_SEGMENT_BYTES,
+    MAX_SEGMENT_SPAN_MS,
+)
+from cctvchain.chaincode.cctv.model import PerceptualFingerprint, Segment
+from cctvchain.client.transaction import ClientIdentity, EndorsementError
+from cctvchain.crypto import sha256
+from cctvchain.ledger.validation import TxValidationCode
+from cctvchain.ordering.orderer import BroadcastRefused
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    built = build_world(tmp_path_factory.mktemp("anchors"))
+    try:
+        yield built
+    finally:
+        built.net.close()
+
+
+def open_camera(world: World, camera_id: str, **fields: Any) -> tuple[Chain, ClientIdentity]:
+    """An approved camera whose data police officers may read, and its identity."""
+    identity = world.approved_camera(camera_id, **fields)
+    invoke(world.net, world.crm_n, "GrantAccess", camera_id, "role", "PO")
+    return Chain(camera_id, world.net.clock.now_ms - SEGMENT_MS), identity
+
+
+def anchor(
+    world: World, chain: Chain, identity: ClientIdentity, segment: Segment
+) -> dict[str, Any]:
+    committed = invoke(world.net, identity, "AnchorSegment", b64(segment))
+    chain.accept(segment)
+    result: dict[str, Any] = committed.result
+    result["_tx"] = committed.event.tx_id
+    return result
+
+
+def test_a_chain_of_segments_is_anchored_and_read_back_with_ledger_positions(
+    world: World,
+) -> None:
+    net = world.net
+    chain, cam = open_camera(world, "A-1")
+    anchored = []
+    for _ in range(3):
+        segment = chain.next()
+        net.clock.advance(SEGMENT_MS)
+        anchored.append(anchor(world, chain, cam, segment))
+        net.clock.advance(1_000)
+    for i, (result, segment) in enumerate(zip(anchored, chain.anchored, strict=True)):
+        assert result["sequence"] == i
+        assert result["segmentHash"] == segment.hash().hex()
+        assert (
+            result["previousHash"] == (ZERO_HASH if i == 0 else chain.anchored[i - 1].hash()).hex()
+        )
+        assert result["late"] is False
+        assert result["camera"] == "A-1"
+    head = query(net, world.po, "GetAnchorHead", "A-1")
+    assert head == {
+        "camera": "A-1",
+        "sequence": 2,
+        "segmentHash": chain.anchored[2].hash().hex(),
+        "captureEnd": chain.anchored[2].capture_end_ms,
+    }
+    first, last = chain.anchored[0], chain.anchored[2]
+    everything = query(
+        net, world.po, "GetAnchors", "A-1", str(first.capture_start_ms), str(last.capture_end_ms)
+    )
+    assert [a["sequence"] for a in everything] == [0, 1, 2]
+    for found, result, segment in zip(everything, anchored, chain.anchored, strict=True):
+        assert found["txId"] == result["_tx"]
+        assert found["segment"] == b64(segment)  # the exact bytes the camera signed
+        assert found["merkleRoot"] == segment.merkle_root.hex()
+        for peer in net.peers:
+            record = peer.ledger.get_tx(found["txId"])
+            assert record is not None
+            assert (record.block_number, record.tx_number) == (found["block"], found["tx"])
+            assert record.validation_code == TxValidationCode.VALID
+    # A time range selects the segments whose capture overlaps it.
+    middle = chain.anchored[1]
+    inside = query(
+        net,
+        world.po,
+        "GetAnchors",
+        "A-1",
+        str(middle.capture_start_ms + 1),
+        str(middle.capture_end_ms - 1),
+    )
+    assert [a["sequence"] for a in inside] == [1]
+    later = query(
+        net,
+        world.po,
+        "GetAnchors",
+        "A-1",
+        str(last.capture_end_ms + 1),
+        str(last.capture_end_ms + 10**6),
+    )
+    assert later == []
+    one = query(net, world.po, "GetAnchor", "A-1", "1")
+    assert one["segmentHash"] == middle.hash().hex() and one["block"] == everything[1]["block"]
+    refuse(net, world.po, "GetAnchor", "A-1", "3", code="UNKNOWN_ANCHOR", status=404)
+    refuse(net, world.po, "GetAnchors", "A-1", "10", "5", code="BAD_ARGUMENT")
+    refuse(net, world.po, "GetAnchors", "A-1", "x", "5", code="BAD_ARGUMENT")
+
+
+def test_an_empty_chain_has_head_minus_one_and_perceptual_fingerprints_are_kept(
+    world: World,
+) -> None:
+    net = world.net
+    chain, cam = open_camera(world, "A-2", policy={"mode": "high", "rate": 5})
+    assert query(net, world.po, "GetAnchorHead", "A-2") == {
+        "camera": "A-2",
+        "sequence": -1,
+        "segmentHash": ZERO_HASH.hex(),
+    }
+    sampled = tuple(
+        PerceptualFingerprint(i * 5, i * 200, bytes([i]) * 8, bytes(16)) for i in range(50)
+    )
+    segment = chain.next(policy=HIGH, perceptual=sampled)
+    refuse(net, cam, "AnchorSegment", b64(chain.next()), code="POLICY_MISMATCH")
+    result = anchor(world, chain, cam, segment)
+    assert result["sampled"] == 50 and result["policy"] == {"mode": "high", "rate": 5}
+    [found] = query(net, world.po, "GetAnchors", "A-2", "0", str(2**62))
+    assert found["sampled"] == 50 and found["segment"] == b64(segment)
+
+
+def test_anchors_from_a_wrong_identity_are_refused(world: World) -> None:
+    net = world.net
+    chain, cam = open_camera(world, "A-3")
+    _, other_cam = open_camera(world, "A-4")
+    segment = chain.next()
+    # Clients, whatever their role, and administrators are no cameras.
+    for client in (world.crm_n, world.op_n, world.po, world.city_admin):
+        message = refuse(
+            net, client, "AnchorSegment", b64(segment), code="WRONG_IDENTITY", status=403
+        )
+        assert "not a camera" in message
+    # Another camera's own identity cannot anchor this camera's segments.
+    message = refuse(net, other_cam, "AnchorSegment", b64(segment), code="WRONG_IDENTITY")
+    assert "cannot anchor segments of camera A-3" in message
+    # A camera certificate of another organisation with the same name is not bound.
+    impostor = world.camera_identity("cam-A-3", POLICE)
+    refuse(net, impostor, "AnchorSegment", b64(segment), code="WRONG_IDENTITY")
+    # Nor is an enrolled camera identity of the right organisation that was never bound.
+    unbound = world.camera_identity("cam-A-3-spare")
+    refuse(net, unbound, "AnchorSegment", b64(segment), code="WRONG_IDENTITY")
+    # A client that is not a participant at all is refused before anything else.
+    refuse(net, world.stranger, "AnchorSegment", b64(segment), code="NOT_A_PARTICIPANT")
+    # The camera's own identity still anchors: nothing above was written.
+    assert anchor(world, chain, cam, segment)["sequence"] == 0
+
+
+def test_out_of_sequence_replayed_and_unchained_segments_are_refused(world: World) -> None:
+    net = world.net
+    chain, cam = open_camera(world, "A-5")
+    fresh = Chain("A-5", chain.next_start)
+    refuse(net, cam, "AnchorSegment", b64(fresh.next(previous=sha256(b"x"))), code="BROKEN_CHAIN")
+    refuse(net, cam, "AnchorSegment", b64(replace(fresh.next(), sequence=1)), code="SEQUENCE_GAP")
+    seg0 = chain.next()
+    anchor(world, chain, cam, seg0)
+    net.clock.advance(SEGMENT_MS)
+    seg1 = chain.next()
+    anchor(world, chain, cam, seg1)
+    codes = {}
+    # The same segment again, and an older one: replays.
+    codes["replay-last"] = refuse(
+        net, cam, "AnchorSegment", b64(seg1), code="SEQUENCE_REPLAY", status=409
+    )
+    codes["replay-first"] = refuse(net, cam, "AnchorSegment", b64(seg0), code="SEQUENCE_REPLAY")
+    # A different segment claiming an anchored sequence number is a replay too.
+    forged = replace(seg1, merkle_root=sha256(b"forged"))
+    codes["rewrite"] = refuse(net, cam, "AnchorSegment", b64(forged), code="SEQUENCE_REPLAY")
+    # Skipping a segment.
+    seg2 = chain.next()
+    codes["gap"] = refuse(
+        net, cam, "AnchorSegment", b64(replace(seg2, sequence=3)), code="SEQUENCE_GAP", status=409
+    )
+    # The right sequence number, linked to the wrong predecessor.
+    codes["broken"] = refuse(
+        net,
+        cam,
+        "AnchorSegment",
+        b64(replace(seg2, previous_hash=seg0.hash())),
+        code="BROKEN_CHAIN",
+    )
+    refuse(
+        net, cam, "AnchorSegment", b64(replace(seg2, previous_hash=ZERO_HASH)), code="BROKEN_CHAIN"
+    )
+    # Capture that starts before the previous segment ended.
+    overlap = replace(seg2, capture_start_ms=seg1.capture_end_ms - 1)
+    codes["overlap"] = refuse(net, cam, "AnchorSegment", b64(overlap), code="CAPTURE_OVERLAP")
+    assert len({message.split(":")[0] for message in codes.values()}) == 4
+    net.clock.advance(SEGMENT_MS)
+    assert anchor(world, chain, cam, seg2)["sequence"] == 2
+    assert query(net, world.po, "GetAnchorHead", "A-5")["segmentHash"] == seg2.hash().hex()
+
+
+def test_a_replayed_transaction_and_a_racing_fork_are_invalidated_at_commit(world: World) -> None:
+    net = world.net
+    chain, cam = open_camera(world, "A-6")
+    envelope = net.prepare(cam, "cctv", "AnchorSegment", [b64(chain.next())])
+    net.broadcast(envelope)
+    net.cut()
+    [event] = net.deliver()
+    assert [(t.tx_id, t.code) for t in event.transactions] == [
+        (tx_id_of(envelope), TxValidationCode.VALID)
+    ]
+    chain.accept(chain.next())
+    before = fingerprint(net)[3]
+    # The very same envelope broadcast again: a duplicate, flagged and not applied.
+    net.broadcast(envelope)
+    net.cut()
+    [event] = net.deliver()
+    assert [t.code for t in event.transactions] == [TxValidationCode.DUPLICATE_TXID]
+    # Two different segments 1, endorsed against the same head and ordered together: the
+    # chain cannot fork, the second one fails its read of the head.
+    net.clock.advance(SEGMENT_MS)
+    first = net.prepare(cam, "cctv", "AnchorSegment", [b64(chain.next())])
+    second = net.prepare(
+        cam, "cctv", "AnchorSegment", [b64(chain.next(merkle_root=sha256(b"fork")))]
+    )
+    net.broadcast(first)
+    net.broadcast(second)
+    net.cut()
+    [event] = net.deliver()
+    assert [t.code for t in event.transactions] == [
+        TxValidationCode.VALID,
+        TxValidationCode.MVCC_READ_CONFLICT,
+    ]
+    assert before != fingerprint(net)[3]
+    head = query(net, world.po, "GetAnchorHead", "A-6")
+    assert head["sequence"] == 1 and head["segmentHash"] == chain.next().hash().hex()
+
+
+def test_cameras_that_are_not_approved_cannot_anchor(world: World) -> None:
+    net = world.net
+    # Pending: the device is installed (its identity enrolled) but not yet approved.
+    world.request_camera("A-7")
+    pending_cam = world.camera_identity("cam-A-7")
+    segment = make_segment("A-7", 0, net.clock.now_ms - SEGMENT_MS)
+    message = refuse(
+        net, pending_cam, "AnchorSegment", b64(segment), code="CAMERA_NOT_APPROVED", status=409
+    )
+    assert "PENDING" in message
+    # A camera of another organisation claiming it is still a wrong identity.
+    refuse(
+        net,
+        world.camera_identity("cam-A-7", POLICE),
+        "AnchorSegment",
+        b64(segment),
+        code="WRONG_IDENTITY",
+    )
+    # Rejected: never approved.
+    invoke(net, world.crm_n, "Reject", "A-7", "Camera specs are not upto mark")
+    message = refuse(net, pending_cam, "AnchorSegment", b64(segment), code="CAMERA_NOT_APPROVED")
+    assert "REJECTED" in message
+    # Decommissioned: its former identity is refused with its own code.
+    chain, cam = open_camera(world, "A-8")
+    anchor(world, chain, cam, chain.next())
+    invoke(net, world.crm_n, "Decommission", "A-8", "replaced by a newer model")
+    net.clock.advance(SEGMENT_MS)
+    message = refuse(
+        net, cam, "AnchorSegment", b64(chain.next()), code="CAMERA_DECOMMISSIONED", status=409
+    )
+    assert "DECOMMISSIONED" in message
+    # Its anchors remain readable evidence.
+    assert query(net, world.po, "GetAnchorHead", "A-8")["sequence"] == 0
+
+
+def _huge_segment(camera_id: str, start: int, size: int) -> Segment:
+    """A well-formed segment whose encoding is about ``size`` bytes."""
+    base = make_segment(camera_id, 0, start)
+    fill = size - len(base.encode())
+    tiles = PerceptualFingerprint(0, 0, bytes(8), bytes(fill))
+    extra = len(replace(base, perceptual=(tiles,)).encode()) - size
+    return replace(base, perceptual=(PerceptualFingerprint(0, 0, bytes(8), bytes(fill - extra)),))
+
+
+def test_future_oversized_malformed_and_mismatched_segments_are_refused(world: World) -> None:
+    net = world.net
+    chain, cam = open_camera(world, "A-9")
+    now = net.clock.now_ms
+    good = chain.next()
+
+    def refused(segment_b64: str, code: str, status: int = 400) -> str:
+        return refuse(net, cam, "AnchorSegment", segment_b64, code=code, status=status)
+
+    # Capture ending beyond the allowed clock skew from the transaction's time.
+    future = replace(good, capture_start_ms=now, capture_end_ms=now + MAX_FUTURE_SKEW_MS + 1_000)
+    assert "after the transaction time" in refused(b64(future), "CAPTURE_IN_FUTURE")
+    # Too large: a segment over the limit, and one a byte over it once decoded.
+    big = _huge_segment("A-9", good.capture_start_ms, MAX_SEGMENT_BYTES + 1)
+    assert len(big.encode()) == MAX_SEGMENT_BYTES + 1
+    refused(b64(big), "SEGMENT_TOO_LARGE", 413)
+    refused(
+        b64(_huge_segment("A-9", good.capture_start_ms, 2 * MAX_SEGMENT_BYTES)),
+        "SEGMENT_TOO_LARGE",
+        413,
+    )
+    # Malformed in every way the contract checks.
+    malformed = {
+        "not base64": "%%% not base64 %%%",
+        "not a segment": b64_raw(NORMAL.encode()),
+        "garbage": b64_raw(b"\x00\x01garbage"),
+        "short merkle root": b64(replace(good, merkle_root=bytes(31))),
+        "long previous hash": b64(replace(good, previous_hash=bytes(33))),
+        "no frames": b64(replace(good, frame_count=0)),
+        "negative sequence": b64(replace(good, sequence=-1)),
+        "ends before it starts": b64(replace(good, capture_end_ms=good.capture_start_ms - 1)),
+        "too long": b64(
+            replace(good, capture_end_ms=good.capture_start_ms + MAX_SEGMENT_SPAN_MS + 1)
+        ),
+        "fingerprint outside": b64(
+            replace(good, perceptual=(PerceptualFingerprint(250, 0, bytes(8), b""),))
+        ),
+    }
+    for what, text in malformed.items():
+        assert refused(text, "MALFORMED_SEGMENT"), what
+    # Sampled with a policy the camera does not have.
+    message = refused(b64(replace(good, policy=HIGH)), "POLICY_MISMATCH")
+    assert "high/5" in message and "normal/1" in message
+    # None of it was written: the camera's chain starts at 0 with the good segment, and a
+    # segment ending exactly at the skew limit is accepted.
+    edge = replace(good, capture_end_ms=net.clock.now_ms + MAX_FUTURE_SKEW_MS)
+    assert anchor(world, chain, cam, edge)["sequence"] == 0
+
+
+def b64_raw(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def test_a_late_segment_is_accepted_and_marked_late(world: World) -> None:
+    net = world.net
+    chain, cam = open_camera(world, "A-10")
+    now = net.clock.now_ms
+    # Drained from a spool ten minutes after capture ended.
+    late = make_segment("A-10", 0, now - 10 * 60_000 - SEGMENT_MS, now - 10 * 60_000)
+    result = anchor(world, chain, cam, late)
+    assert result["late"] is True and result["received"] - late.capture_end_ms > LATE_AFTER_MS
+    # One anchored within the minute is not late.
+    on_time = chain.next()
+    on_time = replace(on_time, capture_end_ms=net.clock.now_ms - 1_000)
+    on_time = replace(on_time, capture_start_ms=on_time.capture_end_ms - SEGMENT_MS)
+    assert anchor(world, chain, cam, on_time)["late"] is False
+    listed = query(net, world.po, "GetAnchors", "A-10", "0", str(2**62))
+    assert [a["late"] for a in listed] == [True, False]
+    history = query(
+        net, world.po, "GetHistory", json.dumps({"camera": "A-10", "type": "AnchorSegment"})
+    )
+    assert [h["details"]["late"] for h in history] == ["true", "false"]
+
+
+def test_reading_anchors_needs_access(world: World) -> None:
+    net = world.net
+    chain, cam = open_camera(world, "A-11")
+    anchor(world, chain, cam, chain.next())
+    for client in (world.las, world.op_n, world.stranger, world.city_admin):
+        for function, args in (
+            ("GetAnchors", ("A-11", "0", str(2**62))),
+            ("GetAnchorHead", ("A-11",)),
+            ("GetAnchor", ("A-11", "0")),
+        ):
+            refuse(net, client, function, *args, code="ACCESS_DENIED", status=403)
+    refuse(net, world.po, "GetAnchors", "NOPE", "0", "1", code="ACCESS_DENIED")
+
+
+def test_a_revoked_camera_certificate_is_refused_by_endorsers_orderer_and_validators(
+    world: World,
+) -> None:
+    net = world.net
+    chain, cam = open_camera(world, "R-1")
+    anchor(world, chain, cam, chain.next())
+    net.clock.advance(SEGMENT_MS)
+    seg1 = chain.next()
+    # Endorsed (for real) before the revocation, not yet ordered.
+    pending = net.prepare(cam, "cctv", "AnchorSegment", [b64(seg1)])
+    # The CA revokes the camera's certificate; a majority of admins put its CRL into
+    # the channel configuration.
+    city = net.orgs[CITY]
+    city.revoke(name=cam.name, now=net.clock.now, reason="keyCompromise")
+    organizations = tuple(
+        city.organization_config(crls=[city.crl(net.clock.now)])
+        if org.msp_id == city.msp_id
+        else org
+        for org in current_config(net).organizations
+    )
+    commit_config(net, config_tx(net, majority(net), organizations=organizations))
+    before = fingerprint(net)
+    # Endorsers refuse the camera before the contract runs.
+    response = call(net, cam, "AnchorSegment", b64(seg1))
+    assert response.status == 403 and "certificate_revoked" in response.message
+    with pytest.raises(EndorsementError, match="certificate_revoked"):
+        net.submit(cam, "cctv", "AnchorSegment", [b64(seg1)])
+    # The orderer refuses the envelope endorsed before the revocation ...
+    with pytest.raises(BroadcastRefused, match="revoked") as refused:
+        net.broadcast(pending)
+    assert refused.value.status == 403
+    assert fingerprint(net) == before
+    # ... and had it been ordered already, every peer flags it at validation.
+    event = inject(net, [pending])
+    assert [t.code for t in event.transactions] == [TxValidationCode.EXPIRED_OR_REVOKED_IDENTITY]
+    assert "revoked" in event.transactions[0].reason
+    for peer in net.peers:
+        record = peer.ledger.get_tx(tx_id_of(pending))
+        assert record is not None
+        assert record.validation_code == TxValidationCode.EXPIRED_OR_REVOKED_IDENTITY
+    assert fingerprint(net)[3] == before[3]  # no state change
+    assert query(net, world.po, "GetAnchorHead", "R-1")["sequence"] == 0
+    # The control room re-keys the camera; the new identity continues the chain.
+    new_cam = world.camera_identity("cam-R-1-v2")
+    invoke(net, world.crm_n, "RotateCameraKey", "R-1", new_cam.name)
+    assert anchor(world, chain, new_cam, seg1)["sequence"] == 1
