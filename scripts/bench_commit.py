@@ -5,12 +5,13 @@ rate of ``cryptography``, measured in the same run on the same kind of signature
 It builds an in-process network (real CAs, LevelDB ledgers) in a temporary directory,
 prepares ``--txs`` real endorsed envelopes (one creator signature and two endorsement
 signatures each: 3 ECDSA verifications per transaction at commit), has the orderer core
-cut them into blocks of ``--block-size``, and times ONE peer's ``Committer.commit`` over
-those blocks (thread-pool parallel stateless validation, MVCC, LevelDB append).
+cut them into blocks of ``--block-size``, and times a peer's ``Committer.commit`` over
+those blocks (thread-pool parallel stateless validation, MVCC, LevelDB append). Two peers
+each do it alone, one after the other; the better time is reported.
 
 The bound a peer could reach if signature verification were the only cost is
 ``verify_rate / 3`` transactions per second; the ratio of the measured throughput to that
-bound is the figure to optimise (goal: >= 0.6). A second peer commits the same blocks
+bound is the figure to optimise (goal: >= 0.6). A third peer commits the same blocks
 phase by phase (orderer signature, stateless checks, MVCC, ledger append, events) to show
 where the time goes. Timings are printed, never asserted.
 
@@ -378,8 +379,11 @@ def report(
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
         pooled = verify_rate(signatures, pool, args.workers)
 
-    peer_a, peer_b = net.peers[0], net.peers[1]
-    commit_s = commit_all(peer_a, prep.blocks, now)
+    # Two peers each commit every block (best time reported: other load on the machine
+    # only ever slows a run down); a third commits them again phase by phase.
+    peer_a, peer_b, peer_c = net.peers[0], net.peers[1], net.peers[2]
+    commit_runs = [commit_all(peer, prep.blocks, now) for peer in (peer_a, peer_c)]
+    commit_s = min(commit_runs)
     phases = commit_by_phase(peer_b, prep.blocks, now)
     stateless_1t = stateless_single_thread(peer_b, prep.blocks, now)
     decode_1t = decode_single_thread(prep.envelopes)
@@ -401,8 +405,10 @@ def report(
     print(f"  {f'{args.workers} threads':<16}{pooled:>10,.0f} verifies/s  ({pooled / single:.2f}x)")
 
     verdict = "OK" if ratio >= GOAL else "below goal"
-    print(f"\npeer {peer_a.name}: Committer.commit over {len(prep.blocks)} blocks ({txs} tx)")
-    print(f"  {'time':<16}{commit_s:>10.3f} s")
+    runs = ", ".join(f"{t:.3f}" for t in commit_runs)
+    where = f"{peer_a.name} and {peer_c.name}"
+    print(f"\nCommitter.commit of {len(prep.blocks)} blocks ({txs} tx), on {where}")
+    print(f"  {'time':<16}{commit_s:>10.3f} s    (best of {runs} s)")
     print(f"  {'throughput':<16}{throughput:>10,.0f} tx/s")
     print(f"  {'bound':<16}{bound:>10,.0f} tx/s  ({args.workers}-thread verify rate / 3)")
     print(f"  {'ratio':<16}{ratio:>10.2f}       (goal >= {GOAL}: {verdict})")
@@ -439,6 +445,7 @@ def report(
             "verify_rate_pool": pooled,
             "pool_workers": args.workers,
             "commit_seconds": commit_s,
+            "commit_runs_seconds": commit_runs,
             "commit_tx_per_s": throughput,
             "bound_tx_per_s": bound,
             "ratio": ratio,
