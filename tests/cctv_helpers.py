@@ -77,7 +77,8 @@ def query(net: InProcessNetwork, client: ClientIdentity, function: str, *args: s
 @dataclass(frozen=True)
 class Committed:
     event: TxEvent
-    result: Any  # the contract's answer, as the endorsers returned it
+    result: Any  # the contract's answer (JSON), as the endorsers returned it
+    raw: bytes  # the answer's bytes (a function returning text answers with the text)
     block_event: BlockEvent
 
 
@@ -92,7 +93,10 @@ def invoke(net: InProcessNetwork, client: ClientIdentity, function: str, *args: 
         event = block_event.tx(envelope.tx_id)
         if event is not None:
             assert event.code == TxValidationCode.VALID, (function, event.code_name, event.reason)
-            return Committed(event, as_json(responses[0].response), block_event)
+            payload = responses[0].response.payload
+            if payload[:1] in (b"{", b"["):
+                return Committed(event, as_json(responses[0].response), payload, block_event)
+            return Committed(event, None, payload, block_event)
     raise AssertionError(f"{function}: transaction {envelope.tx_id} was not committed")
 
 
