@@ -205,6 +205,16 @@ def decide_access(stub: ChaincodeStub, camera_id: str) -> AccessDecision:
         user = participant_of(stub)
     except ContractError:
         user = None
+    certified = stub.get_creator().attribute("role")
+    if user is not None and certified != user.role:
+        # As everywhere else (ROLE_MISMATCH), a certificate that disagrees with the
+        # registration is no valid requester: neither role may open camera data.
+        return AccessDecision(
+            False,
+            f"the requester's certificate carries role {certified!r}, but participant "
+            f"{user.id} is a {user.role}",
+            "query",
+        )
     camera = load(stub, Camera, K_CAMERA, camera_id) if camera_id else None
     grants = grants_of(stub, camera_id) if camera is not None else []
     return access(user, camera_id, camera, grants, stub.get_tx_timestamp())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cctvchain.chaincode.cctv import acl
+from cctvchain.chaincode.cctv.access import is_valid_camera_id
 from cctvchain.chaincode.cctv.common import (
     STATUS_CONFLICT,
     STATUS_NOT_FOUND,
@@ -21,10 +22,12 @@ from cctvchain.chaincode.cctv.common import (
 )
 from cctvchain.chaincode.cctv.model import (
     APPROVED,
+    K_CAMERA,
     K_GRANT,
     K_PARTICIPANT,
     PARTICIPANT_ROLES,
     AccessGrant,
+    Camera,
     Participant,
 )
 from cctvchain.chaincode.contract import ContractError, contract_function
@@ -141,11 +144,16 @@ class GrantFunctions:
         except ContractError:
             creator = stub.get_creator()
             subject = acl.Subject(creator.name, "unregistered", creator.msp_id, "")
+        # Filed under the camera whenever it exists, whoever asked (an unregistered
+        # identity probing a camera belongs in that camera's history).
+        known = (
+            is_valid_camera_id(camera_id) and load(stub, Camera, K_CAMERA, camera_id) is not None
+        )
         record_history(
             stub,
             "AccessDecision",
             subject,
-            camera_id if decision.branch != "query" and decision.branch != "exists" else "",
+            camera_id if known else "",
             {"decision": decision.decision, "reason": decision.reason, "purpose": purpose},
         )
         return {"camera": camera_id, "decision": decision.decision, "reason": decision.reason}
