@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from cctvchain.chaincode import ChaincodeStub, Contract, ContractError, contract_function
+from cctvchain.chaincode import (
+    ChaincodeStub,
+    Contract,
+    ContractError,
+    SimulationLimits,
+    contract_function,
+)
 from cctvchain.client.transaction import ClientIdentity, assemble_envelope, new_proposal
 from cctvchain.codec import decode
 from cctvchain.crypto import Domain, SigningKey, sha256
@@ -330,6 +336,18 @@ def test_contract_refusal_and_unknown_function_are_not_endorsed(
         "has no function 'Missing'",
     )
     refused(endorse(endorser, ledger, propose(world.alice, "Put", ("k",))), 400, "wrong arguments")
+
+
+def test_oversize_write_set_is_a_413_refusal(world: World, ledger: Ledger) -> None:
+    endorser = dataclasses.replace(
+        world.endorser("CityCCTV"), limits=SimulationLimits(max_write_set_bytes=16)
+    )
+    refused(
+        endorse(endorser, ledger, propose(world.alice, args=("cam-1", "x" * 12))),
+        413,
+        "write set exceeds 16 bytes",
+    )
+    assert endorse(endorser, ledger, propose(world.alice, args=("cam-1", "x" * 11))).endorsement
 
 
 # -- endorsements ---------------------------------------------------------------------------
