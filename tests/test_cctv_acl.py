@@ -42,6 +42,7 @@ from cctv_helpers import (
 from cctvchain.chaincode.cctv import CctvContract, acl
 from cctvchain.chaincode.cctv.acl import AclConfigError, Subject, Target, decide
 from cctvchain.client.transaction import ClientIdentity
+from cctvchain.codec import CodecError
 from cctvchain.crypto import Domain
 from cctvchain.ledger.config import CONFIG_KEY, CONFIG_NAMESPACE
 from cctvchain.ledger.validation import TxValidationCode
@@ -481,7 +482,7 @@ def test_no_contract_transaction_writes_the_rules(world: World) -> None:
                 continue
             try:
                 envelope = Envelope.decode(data)
-            except Exception:
+            except CodecError:
                 continue  # a configuration transaction
             contract_txs += 1
             for ns in envelope.response_payload.results.namespaces:

@@ -83,8 +83,9 @@ class HistorianFunctions:
                 continue  # outside a camera's history, each organisation sees its own
             if "type" in query and record.entry_type != query["type"]:
                 continue
-            if "participant" in query and not record.participant.startswith(
-                f"{query['participant']} "
+            if "participant" in query and not (
+                record.participant.startswith(f"{query['participant']} ")
+                or record.participant == f"camera {query['participant']}"  # a camera's label
             ):
                 continue
             records.append(record_json(record))
