@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from cctvchain.codec import canonical, decode_message
 from cctvchain.ordering.raft import (
@@ -125,12 +126,13 @@ class Cluster:
         self.seen: dict[tuple[int, int], tuple[EntryKind, bytes]] = {}
         self._completeness_checked: set[int] = set()
         self.refused_proposals = 0
+        self.events: Counter[str] = Counter()  # what the chaos did, to show it did
         for node in self.nodes.values():
             self._start(node)
 
     # -- failures ----------------------------------------------------------------------
 
-    def fail(self, what: str) -> None:
+    def fail(self, what: str) -> NoReturn:
         raise SafetyViolation(f"seed={self.seed} tick={self.now}: {what}")
 
     def _start(self, node: SimNode) -> None:
@@ -144,6 +146,7 @@ class Cluster:
         node.checked_commit = stored.snapshot.index
 
     def crash(self, node_id: str, down_for: int | None = None) -> None:
+        self.events["crash"] += 1
         node = self.nodes[node_id]
         node.raft = None
         low, high = self.faults.down_ticks
@@ -207,6 +210,7 @@ class Cluster:
             self.rng.shuffle(shuffled)
             cut = self.rng.randint(1, len(shuffled) - 1)
             self.partition(tuple(shuffled[:cut]), tuple(shuffled[cut:]))
+            self.events["partition"] += 1
             self.heal_at = self.now + self.rng.randint(*faults.partition_ticks)
 
     def settle(self) -> None:
@@ -247,8 +251,10 @@ class Cluster:
             decoded = decode_message(message.encode())
             assert decoded == message
         copies = 2 if self.rng.random() < self.faults.duplicate else 1
+        self.events["duplicate"] += copies - 1
         for _ in range(copies):
             lost = self.rng.random() < self.faults.drop
+            self.events["drop"] += lost
             if lost and not isinstance(message, InstallSnapshot):
                 continue  # (a lost snapshot is still "delivered" to report its failure)
             self._seq += 1
@@ -260,9 +266,9 @@ class Cluster:
         recipient = self.nodes[message.recipient]
         delivered = (
             not flight.lost
-            and not self.drop_if(message)
             and recipient.raft is not None
             and self.reachable(message.sender, message.recipient)
+            and not self.drop_if(message)
         )
         if delivered:
             assert recipient.raft is not None
@@ -289,10 +295,12 @@ class Cluster:
         self._check_persisted_before_send(node, ready)
         if self.rng.random() < self.faults.crash_mid_ready:
             self.crash(node.node_id)
+            self.events["crash_before_send"] += 1
             return
         for message in ready.messages:
             self._send(message)
         if ready.snapshot is not None and ready.snapshot.index > len(node.history):
+            self.events["snapshot_catch_up"] += 1
             self._catch_up(node, ready.snapshot.data, ready.snapshot.index)
         for entry in ready.committed_entries:
             if entry.index != len(node.history) + 1:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,10 @@ class RaftConfig:
         if self.max_inflight < 1:
             raise ValueError("max_inflight must be at least 1")
 
-    @property
+    @cached_property
     def quorum(self) -> int:
         return len(self.peers) // 2 + 1
 
-    @property
+    @cached_property
     def others(self) -> tuple[str, ...]:
         return tuple(p for p in self.peers if p != self.node_id)
