@@ -4,9 +4,9 @@ The TLS handshake (see :mod:`cctvchain.node.tls`) already refused certificates t
 not chain to any organisation's TLS roots, or that are expired. :func:`mtls_auth` then
 finds which organisation's MSP the certificate belongs to and validates it *now* with
 the current MSP view: expiry, revocation through the CRLs of the channel configuration,
-and the identity type. The request carries the result as ``request["identity"]`` (an
-:class:`~cctvchain.msp.identity.Identity`); a refusal is a 403 with the MSP's code
-(``certificate_revoked``, ``certificate_expired``, ``not_chained_to_msp``, ...).
+and the identity type. The request carries the result under ``IDENTITY_KEY`` (read it
+with :func:`caller`: an :class:`~cctvchain.msp.identity.Identity`); a refusal is a 403
+with the MSP's code (``certificate_revoked``, ``certificate_expired``, ...).
 
 The MSP view is a callable so that a node can swap it while running, e.g. a peer when a
 configuration block with a new CRL commits: the next request is judged by the new view.
@@ -26,11 +26,10 @@ from cctvchain.msp import certs
 from cctvchain.msp.errors import MalformedCertificate, MSPError, NotChainedToMSP
 from cctvchain.msp.identity import Identity, MSPManager
 from cctvchain.node.errors import Forbidden, Unauthorized, from_msp_error
-from cctvchain.node.http import HEALTH_PATHS, json_response
+from cctvchain.node.http import HEALTH_PATHS, IDENTITY_KEY, json_response
 
 MSPView = Callable[[], MSPManager]
 Clock = Callable[[], datetime]
-IDENTITY_KEY = "identity"
 
 
 def utc_now() -> datetime:

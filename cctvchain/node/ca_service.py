@@ -43,9 +43,15 @@ from cctvchain.crypto import SigningKey
 from cctvchain.msp import certs, issuing
 from cctvchain.msp.ca import CertificateAuthority
 from cctvchain.msp.errors import CAError, MSPError, StoreError
-from cctvchain.msp.files import PRIVATE_DIR_MODE, read_private_key, write_atomic, write_private_key
+from cctvchain.msp.files import (
+    PRIVATE_DIR_MODE,
+    locked,
+    read_private_key,
+    write_atomic,
+    write_private_key,
+)
 from cctvchain.msp.requests import RegisterRequest, RevokeRequest, SignedCARequest
-from cctvchain.msp.store import CAStore
+from cctvchain.msp.store import LOCK_FILE, CAStore
 from cctvchain.msp.wallet import TLSFiles
 from cctvchain.network.config import Endpoint
 from cctvchain.network.material import CRL_VALIDITY, tls_hosts
@@ -91,6 +97,14 @@ def ensure_server_certificate(
 
     Returns the files and the certificate just issued (None if the existing one is kept).
     """
+    # Under the CA directory's lock, so two CA processes never write a mismatched pair.
+    with locked(store.path(LOCK_FILE), exclusive=True):
+        return _ensure_server_certificate(store, endpoint, now)
+
+
+def _ensure_server_certificate(
+    store: CAStore, endpoint: Endpoint, now: datetime
+) -> tuple[TLSFiles, x509.Certificate | None]:
     files = server_tls_files(store)
     material = store.load_material()
     hosts = tls_hosts(endpoint)

@@ -30,6 +30,7 @@ from typing import Any, Final
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from cctvchain.msp.identity import Identity
 from cctvchain.node.errors import (
     BadRequest,
     HttpError,
@@ -59,6 +60,13 @@ _STATUS_CODES: Final = {
 }
 
 _MISSING: Final = object()
+
+# Where the caller's identity is kept on a request (see cctvchain.node.auth). aiohttp
+# 3.14 types request storage with RequestKey (and warns about plain strings); older
+# versions take the string.
+IDENTITY_KEY: Final[Any] = (
+    web.RequestKey("identity", Identity) if hasattr(web, "RequestKey") else "identity"
+)
 
 ReadinessCheck = Callable[[], str | None]
 
@@ -200,7 +208,7 @@ def _log_request(
 ) -> None:
     if not log.isEnabledFor(level):
         return
-    identity = request.get("identity")
+    identity = request.get(IDENTITY_KEY)
     caller = request.remote or "?"
     if identity is not None:
         caller += f" ({identity.msp_id}/{identity.name})"
