@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from node_helpers import (
     NodeProcess,
     free_ports,
@@ -305,10 +306,30 @@ def test_idle_node_stops_promptly_on_sigterm(ca_node: CANode, tmp_path: Path) ->
         log = node.log()
         assert f"ca.city: listening on https://127.0.0.1:{port}" in log
         assert "INFO ca.city: CA of City (MSP City)" in log
+        # The server certificate issued on the CA's first start is reused.
+        assert "issued the CA's TLS server certificate" not in log
         started = time.monotonic()
         assert node.terminate() == 0
         assert time.monotonic() - started < 3
         assert node.log().rstrip().endswith("stopped")
+
+
+def test_the_ca_serves_a_tls_certificate_issued_by_its_own_root(ca_node: CANode) -> None:
+    assert "issued the CA's TLS server certificate" in ca_node.node.log()
+    tls_dir = ca_node.material.ca_dirs["City"] / "tls"
+    assert (tls_dir / "key.pem").stat().st_mode & 0o777 == 0o600
+    assert tls_dir.stat().st_mode & 0o777 == 0o700
+    stored = x509.load_pem_x509_certificates((tls_dir / "cert.pem").read_bytes())[0]
+    root = x509.load_pem_x509_certificate(ca_node.root.read_bytes())
+    stored.verify_directly_issued_by(root)
+    sans = stored.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    with (
+        socket.create_connection(("127.0.0.1", ca_node.port), timeout=10) as raw,
+        ca_node.context.wrap_socket(raw, server_hostname="127.0.0.1") as conn,
+    ):
+        served = conn.getpeercert(binary_form=True)
+    assert served == stored.public_bytes(serialization.Encoding.DER)
 
 
 def test_port_taken_is_a_one_line_error(ca_node: CANode) -> None:

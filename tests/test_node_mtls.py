@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 from node_helpers import (
     NodeProcess,
     enroll_tls,
@@ -375,3 +376,56 @@ def test_a_missing_node_wallet_is_reported(mesh: Mesh, tmp_path: Path) -> None:
         " does not exist; create the network's material first: cctvchain node material "
         f"--config {copy}"
     ) in log
+
+
+def _in_memory_tls(org: InMemoryOrg, directory: Path, name: str, id_type: str) -> TLSFiles:
+    secret = org.register(name, id_type)
+    enrolled = org.enroll(name, secret, profile="tls", hosts=("127.0.0.1", "localhost"))
+    Wallet(directory).save(
+        profile="tls",
+        name=name,
+        msp_id=org.msp_id,
+        id_type=id_type,
+        key=enrolled.key,
+        cert_pem=enrolled.cert_pem,
+        root_pem=org.material.root_pem,
+        intermediate_pems=org.material.intermediate_pems,
+    )
+    return Wallet(directory).load_tls()
+
+
+async def test_organisations_issuing_through_intermediate_cas(tmp_path: Path) -> None:
+    """Both sides' certificates come from intermediate CAs: the trust bundle and the
+    issuer index hold the intermediates, so the handshake and the MSP lookup succeed."""
+    now = datetime.now(UTC)
+    city = InMemoryOrg("CityCCTV", "CityMSP", now, intermediate=True)
+    police = InMemoryOrg("Police", "PoliceMSP", now, intermediate=True)
+    channel = ChannelConfig(
+        channel_id="cams",
+        sequence=0,
+        organizations=(city.organization_config(), police.organization_config()),
+    )
+    bundle = tls.trust_bundle(channel)
+    # Each organisation's TLS root and its intermediate CA.
+    assert len(x509.load_pem_x509_certificates(bundle)) == 4
+    server_files = _in_memory_tls(city, tmp_path / "orderer", "orderer0", "orderer")
+    client_files = _in_memory_tls(police, tmp_path / "peer", "peer0", "peer")
+    manager = MSPManager.from_channel_config(channel)
+    log = logging.getLogger("cctvchain.node.test")
+    app = make_app("inter", "orderer", log=log, middlewares=[mtls_auth(lambda: manager)])
+    app.router.add_get("/whoami", whoami)
+    server = NodeServer(
+        app,
+        host="127.0.0.1",
+        port=0,
+        ssl_context=tls.server_context(server_files, bundle),
+        log=log,
+        name="inter",
+    )
+    await server.start()
+    try:
+        async with NodeClient(server.url, tls.client_context(client_files, bundle)) as client:
+            me = await client.get_json("/whoami")
+        assert (me["msp_id"], me["name"], me["type"]) == ("PoliceMSP", "peer0", "peer")
+    finally:
+        await server.stop()
