@@ -42,7 +42,14 @@ class RaftNode(RaftCore):
     ``state`` is what storage loaded (:class:`~cctvchain.ordering.raft.ready.RaftState`);
     ``applied`` is how far the application's own durable state has got (e.g. the index
     of the last block in the ledger), which must not exceed the stored commit index; by
-    default the snapshot's index.
+    default the snapshot's index. If the stored snapshot is ahead of the application (a
+    crash after saving a leader's snapshot, before its blocks were fetched), the shell
+    catches up to it first: committed entries resume after the snapshot.
+
+    Membership is fixed (``config.peers``); a member must keep its storage — one that
+    lost it may not rejoin under the same name, since Raft counts on what it promised.
+    A :class:`~cctvchain.ordering.raft.log.LogInvariantError` from ``step`` means that
+    promise was broken (or a bug): stop the node rather than carry on.
     """
 
     def __init__(
