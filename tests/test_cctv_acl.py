@@ -223,14 +223,19 @@ Call = Callable[[World, Context], tuple[ClientIdentity, str, tuple[str, ...]]]
 @dataclass(frozen=True)
 class RuleCase:
     """``allowed``: a request the rules let through. ``refused``: one they refuse, with
-    ``code``. ``decides`` names which of the two the rule itself decides: without the
-    rule, that case comes out differently."""
+    ``code`` and a message containing ``denial`` (which permission failed). ``decides``
+    names which of the two the rule itself decides: without the rule, that case comes out
+    differently. ``companions``: rules that grant the other half of Composer's two
+    permissions; they are relaxed (condition "true") while the refused case is checked, so
+    that the refusal is this rule's own."""
 
     setup: Callable[[World, str], Context]
     allowed: Call
     refused: Call
     decides: str = "allowed"
     code: str = "ACCESS_DENIED"
+    denial: str = ""
+    companions: tuple[str, ...] = ()
 
 
 def pending(world: World, tag: str) -> Context:
@@ -297,13 +302,55 @@ TABLE: dict[str, RuleCase] = {
         allowed=lambda w, c: (w.op_n, "RequestCamera", new_camera_request(c)),
         refused=lambda w, c: (w.crm_n, "RequestCamera", new_camera_request(c)),
     ),
-    "CRSApproveApplication": RuleCase(pending, approve("crs_n"), approve("crs_s")),
-    "CRSAddApproval": RuleCase(pending, approve("crs_n"), approve("crs_s")),
-    "CRMApproveApplication": RuleCase(pending, approve("crm_n"), approve("crm_s")),
-    "CRMAddApproval": RuleCase(pending, approve("crm_n"), approve("crm_s")),
-    "CRMRejectApplication": RuleCase(pending, reject("crm_n"), reject("crm_s")),
-    "CRSRejectApplication": RuleCase(pending, reject("crs_n"), reject("crs_s")),
-    "ControlRoomRecordsRejection": RuleCase(pending, reject("crm_n"), reject("crs_s")),
+    "CRSApproveApplication": RuleCase(
+        pending,
+        approve("crs_n"),
+        approve("crs_s"),
+        denial="may not CREATE Approve via Approve",
+        companions=("CRSAddApproval",),
+    ),
+    "CRSAddApproval": RuleCase(
+        pending,
+        approve("crs_n"),
+        approve("crs_s"),
+        denial="may not UPDATE CCTV via Approve",
+        companions=("CRSApproveApplication",),
+    ),
+    "CRMApproveApplication": RuleCase(
+        pending,
+        approve("crm_n"),
+        approve("crm_s"),
+        denial="may not CREATE Approve via Approve",
+        companions=("CRMAddApproval",),
+    ),
+    "CRMAddApproval": RuleCase(
+        pending,
+        approve("crm_n"),
+        approve("crm_s"),
+        denial="may not UPDATE CCTV via Approve",
+        companions=("CRMApproveApplication",),
+    ),
+    "CRMRejectApplication": RuleCase(
+        pending,
+        reject("crm_n"),
+        reject("crm_s"),
+        denial="may not CREATE Reject via Reject",
+        companions=("ControlRoomRecordsRejection",),
+    ),
+    "CRSRejectApplication": RuleCase(
+        pending,
+        reject("crs_n"),
+        reject("crs_s"),
+        denial="may not CREATE Reject via Reject",
+        companions=("ControlRoomRecordsRejection",),
+    ),
+    "ControlRoomRecordsRejection": RuleCase(
+        pending,
+        reject("crm_n"),
+        reject("crs_s"),
+        denial="may not UPDATE CCTV via Reject",
+        companions=("CRMRejectApplication", "CRSRejectApplication"),
+    ),
     "CRMDecommissions": RuleCase(
         approved,
         allowed=lambda w, c: (w.crm_n, "Decommission", (c.camera, "retired")),
@@ -357,7 +404,15 @@ def test_every_rule_both_ways_and_it_is_the_rule_that_decides(world: World, name
     refused_client, refused_function, refused_args = case.refused(world, context)
 
     # Refused, through the endorsers: nothing reaches the ledger.
-    message = refuse(net, refused_client, refused_function, *refused_args, code=case.code)
+    if case.companions:
+        relaxed = [replace(r, condition="true") if r.name in case.companions else r for r in rules]
+        set_acl(net, relaxed)
+    try:
+        message = refuse(net, refused_client, refused_function, *refused_args, code=case.code)
+    finally:
+        if case.companions:
+            set_acl(net, rules)
+    assert case.denial in message
     if rule_under_test.action == "DENY":
         assert f"rule {name} denies it" in message
 
