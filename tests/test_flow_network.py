@@ -231,9 +231,9 @@ def test_block_and_contract_events_reach_subscribers(
             (submitted.tx_id, 0, "Touched"),
         ]
         everything = first.contract_events + second.contract_events
-        for event in everything:
-            assert event.contract == "kv"
-            assert event.block in (first.number, second.number)
+        for contract_event in everything:
+            assert contract_event.contract == "kv"
+            assert contract_event.block in (first.number, second.number)
         positions = [0, 0, 1, 0, 1]
         assert [e.event_id for e in everything] == [
             contract_event_id(e.tx_id, position)
@@ -434,3 +434,30 @@ def test_every_peer_converges_after_a_mixed_conflicting_workload(tmp_path: Path)
         assert peer.ledger.dump_state() == expected
         assert peer.ledger.head_hash in net.head_hashes()
         assert_alive(net, clients[0])
+
+
+def test_one_peer_endorsing_twice_counts_once(tmp_path: Path) -> None:
+    """Under a policy naming one organisation's peer twice, two distinct peers of that
+    organisation are needed: the same peer's endorsement twice is one endorsement."""
+    twice = "AND('CityCCTV.peer', 'CityCCTV.peer')"
+    with new_network(tmp_path, peers_per_org=2, endorsement={"kv": twice, "audit": twice}) as net:
+        alice = net.client("CityCCTV", "alice")
+        first, second = (peer for peer in net.peers if peer.org == "CityCCTV")
+        police = next(peer for peer in net.peers if peer.org == "Police")
+        batch = [
+            net.prepare(alice, "kv", "Incr", ["twice"], [first, first]),
+            net.prepare(alice, "kv", "Incr", ["twice"], [second, second, second]),
+            net.prepare(alice, "kv", "Incr", ["twice"], [first, police]),
+            net.prepare(alice, "kv", "Put", ["distinct", "yes"], [first, second]),
+        ]
+        for envelope in batch:
+            net.broadcast(envelope)
+        net.cut()
+        [event] = net.deliver()
+        failure = Code.ENDORSEMENT_POLICY_FAILURE
+        expected = [failure, failure, failure, Code.VALID]
+        assert_codes(net, event.number, expected, [tx_id_of(e) for e in batch])
+        for peer in net.peers:
+            assert value(peer, "twice") is None
+            assert value(peer, "distinct") == b"yes"
+        assert_converged(net)
