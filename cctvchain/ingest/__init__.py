@@ -1,0 +1,1 @@
+"""Frame-extractor plugin: fingerprints, sampling, segments (pure cores) and the spool."""
