@@ -37,6 +37,15 @@ class OrgSettings:
 
 
 @dataclass(frozen=True)
+class RaftSettings:
+    """Timing of the Raft ordering service ([raft] in the TOML)."""
+
+    tick_ms: int = 100
+    election_ticks: int = 10  # a follower campaigns after 10..20 ticks without a leader
+    snapshot_interval: int = 256  # applied entries between two compactions of the log
+
+
+@dataclass(frozen=True)
 class NetworkConfig:
     name: str
     channel: str
@@ -48,6 +57,7 @@ class NetworkConfig:
     orderers: tuple[Endpoint, ...]
     peers: tuple[Endpoint, ...]
     acl_rules: tuple[AclRule, ...] = ()
+    raft: RaftSettings = field(default_factory=RaftSettings)
     source: Path | None = field(default=None, compare=False)
 
     def org(self, name: str) -> OrgSettings:
@@ -118,6 +128,15 @@ def parse_network_config(raw: Mapping[str, Any], *, base_dir: Path) -> NetworkCo
             acl_rules = load_acl_rules(acl_path)
         except AclConfigError as exc:
             raise NetworkConfigError(f"[network] acl: {exc}") from exc
+    raft_raw = _table(raw, "raft", required=False)
+    unknown_raft = sorted(set(raft_raw) - {"tick_ms", "election_ticks", "snapshot_interval"})
+    if unknown_raft:
+        raise NetworkConfigError(f"[raft]: unknown setting(s) {', '.join(unknown_raft)}")
+    raft = RaftSettings(**{k: _int(raft_raw, k, "raft") for k in raft_raw})
+    if raft.tick_ms < 10 or raft.election_ticks < 2 or raft.snapshot_interval < 1:
+        raise NetworkConfigError(
+            "[raft]: need tick_ms >= 10, election_ticks >= 2, snapshot_interval >= 1"
+        )
     return NetworkConfig(
         name=_str(network, "name", "network"),
         channel=_str(network, "channel", "network"),
@@ -129,6 +148,7 @@ def parse_network_config(raw: Mapping[str, Any], *, base_dir: Path) -> NetworkCo
         orderers=orderers,
         peers=peers,
         acl_rules=acl_rules,
+        raft=raft,
     )
 
 

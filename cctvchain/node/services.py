@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from cctvchain.node.ca_service import create_ca_service
 from cctvchain.node.runtime import KINDS, ServiceFactory, node_kind
+from cctvchain.orderer.service import create_orderer_service
 
 SERVICES: dict[str, ServiceFactory] = {
     "ca": create_ca_service,
+    "orderer": create_orderer_service,
 }
 
 __all__ = ["KINDS", "SERVICES", "ServiceFactory", "node_kind"]

@@ -37,6 +37,10 @@ class BlockCutter:
         return len(self._pending)
 
     @property
+    def pending(self) -> tuple[bytes, ...]:
+        return tuple(self._pending)
+
+    @property
     def deadline_ms(self) -> int | None:
         """When the pending batch must be cut by the timer (None when nothing pends)."""
         return self._deadline_ms
