@@ -205,16 +205,28 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 @dataclass
 class Context:
     camera: str = ""
-    other_camera: ClientIdentity | None = None
+    tx: str = ""  # a CityCCTV transaction that is about no camera
     camera_identity: ClientIdentity | None = None
+    other_camera: ClientIdentity | None = None
+    las_north: ClientIdentity | None = None  # staff of another role seated in CR-North
+    roomless: ClientIdentity | None = None  # an operator of no control room
+
+    @staticmethod
+    def _given(identity: ClientIdentity | None) -> ClientIdentity:
+        assert identity is not None
+        return identity
 
     def own(self) -> ClientIdentity:
-        assert self.camera_identity is not None
-        return self.camera_identity
+        return self._given(self.camera_identity)
 
     def other(self) -> ClientIdentity:
-        assert self.other_camera is not None
-        return self.other_camera
+        return self._given(self.other_camera)
+
+    def las(self) -> ClientIdentity:
+        return self._given(self.las_north)
+
+    def no_room(self) -> ClientIdentity:
+        return self._given(self.roomless)
 
 
 Call = Callable[[World, Context], tuple[ClientIdentity, str, tuple[str, ...]]]
@@ -222,20 +234,23 @@ Call = Callable[[World, Context], tuple[ClientIdentity, str, tuple[str, ...]]]
 
 @dataclass(frozen=True)
 class RuleCase:
-    """``allowed``: a request the rules let through. ``refused``: one they refuse, with
-    ``code`` and a message containing ``denial`` (which permission failed). ``decides``
-    names which of the two the rule itself decides: without the rule, that case comes out
-    differently. ``companions``: rules that grant the other half of Composer's two
-    permissions; they are relaxed (condition "true") while the refused case is checked, so
-    that the refusal is this rule's own."""
+    """``allowed``: a request the rules let through. ``refused``: requests they refuse
+    with ``code`` and a message containing ``denial`` (which permission failed): one
+    failing the rule's condition and, where the rule names roles, one of another role
+    whose condition holds. ``decides`` names which case the rule itself decides: without
+    the rule, that case comes out differently. ``companions``: rules granting the other
+    half of Composer's two permissions; relaxed (any role, condition "true") while the
+    refusals are checked, so that each refusal is this rule's own. ``hidden``: what the
+    rule keeps out of a listing instead of refusing it."""
 
     setup: Callable[[World, str], Context]
     allowed: Call
-    refused: Call
+    refused: tuple[Call, ...]
     decides: str = "allowed"
     code: str = "ACCESS_DENIED"
     denial: str = ""
     companions: tuple[str, ...] = ()
+    hidden: Callable[[World, Context], None] | None = None
 
 
 def pending(world: World, tag: str) -> Context:
@@ -259,12 +274,27 @@ def nothing(world: World, tag: str) -> Context:
     return Context(camera=f"T-{tag}")
 
 
+def city_transaction(world: World, tag: str) -> Context:
+    data = person(f"T-{tag}", "CRS", f"id-T-{tag}", NORTH)
+    tx_id = invoke(world.net, world.city_admin, "AddParticipant", json.dumps(data)).event.tx_id
+    assert tx_id is not None
+    return Context(camera=f"T-{tag}", tx=tx_id)
+
+
 def approve(who: str) -> Call:
     return lambda w, c: (getattr(w, who), "Approve", (c.camera, f"cam-{c.camera}"))
 
 
 def reject(who: str) -> Call:
     return lambda w, c: (getattr(w, who), "Reject", (c.camera, "not up to the mark"))
+
+
+def las_approves(w: World, c: Context) -> tuple[ClientIdentity, str, tuple[str, ...]]:
+    return (c.las(), "Approve", (c.camera, f"cam-{c.camera}"))
+
+
+def las_rejects(w: World, c: Context) -> tuple[ClientIdentity, str, tuple[str, ...]]:
+    return (c.las(), "Reject", (c.camera, "not up to the mark"))
 
 
 def segment_of(c: Context) -> str:
@@ -275,9 +305,21 @@ def new_camera_request(c: Context) -> tuple[str, ...]:
     return (json.dumps({"id": c.camera, "ipAddress": "10.9.9.9", "location": "L", "model": "M"}),)
 
 
+def south_does_not_list(w: World, c: Context) -> None:
+    assert c.camera not in [listed["id"] for listed in query(w.net, w.op_s, "ListCameras")]
+
+
+APPROVE_CREATE = "may not CREATE Approve via Approve"
+APPROVE_UPDATE = "may not UPDATE CCTV via Approve"
+REJECT_CREATE = "may not CREATE Reject via Reject"
+REJECT_UPDATE = "may not UPDATE CCTV via Reject"
+
 TABLE: dict[str, RuleCase] = {
     "OperatorsNeverDecide": RuleCase(
-        pending, allowed=approve("crm_n"), refused=approve("op_n"), decides="refused"
+        pending,
+        allowed=approve("crm_n"),
+        refused=(approve("op_n"), reject("op_n")),
+        decides="refused",
     ),
     "NetworkAdminManagesParticipants": RuleCase(
         nothing,
@@ -286,106 +328,149 @@ TABLE: dict[str, RuleCase] = {
             "AddParticipant",
             (json.dumps(person(c.camera, "CRS", f"id-{c.camera}", NORTH)),),
         ),
-        refused=lambda w, c: (
-            w.police_admin,
-            "UpdateParticipant",
-            (json.dumps({"id": "3690", "department": "x"}),),
+        refused=(
+            lambda w, c: (
+                w.police_admin,
+                "UpdateParticipant",
+                (json.dumps({"id": "3690", "department": "x"}),),
+            ),
+            lambda w, c: (
+                w.crm_n,
+                "AddParticipant",
+                (json.dumps(person(c.camera, "CRS", f"id-{c.camera}", NORTH)),),
+            ),
         ),
     ),
     "ParticipantsReadTheirOrganisation": RuleCase(
         nothing,
         allowed=lambda w, c: (w.op_n, "GetParticipant", ("3881",)),
-        refused=lambda w, c: (w.po, "GetParticipant", ("3881",)),
+        refused=(lambda w, c: (w.po, "GetParticipant", ("3881",)),),
     ),
     "OperatorRequestsCamera": RuleCase(
         nothing,
         allowed=lambda w, c: (w.op_n, "RequestCamera", new_camera_request(c)),
-        refused=lambda w, c: (w.crm_n, "RequestCamera", new_camera_request(c)),
+        refused=(
+            lambda w, c: (c.no_room(), "RequestCamera", new_camera_request(c)),
+            lambda w, c: (w.crm_n, "RequestCamera", new_camera_request(c)),
+        ),
     ),
     "CRSApproveApplication": RuleCase(
         pending,
         approve("crs_n"),
-        approve("crs_s"),
-        denial="may not CREATE Approve via Approve",
+        (approve("crs_s"), las_approves),
+        denial=APPROVE_CREATE,
         companions=("CRSAddApproval",),
     ),
     "CRSAddApproval": RuleCase(
         pending,
         approve("crs_n"),
-        approve("crs_s"),
-        denial="may not UPDATE CCTV via Approve",
+        (approve("crs_s"), las_approves),
+        denial=APPROVE_UPDATE,
         companions=("CRSApproveApplication",),
     ),
     "CRMApproveApplication": RuleCase(
         pending,
         approve("crm_n"),
-        approve("crm_s"),
-        denial="may not CREATE Approve via Approve",
+        (approve("crm_s"), las_approves),
+        denial=APPROVE_CREATE,
         companions=("CRMAddApproval",),
     ),
     "CRMAddApproval": RuleCase(
         pending,
         approve("crm_n"),
-        approve("crm_s"),
-        denial="may not UPDATE CCTV via Approve",
+        (approve("crm_s"), las_approves),
+        denial=APPROVE_UPDATE,
         companions=("CRMApproveApplication",),
     ),
     "CRMRejectApplication": RuleCase(
         pending,
         reject("crm_n"),
-        reject("crm_s"),
-        denial="may not CREATE Reject via Reject",
+        (reject("crm_s"), las_rejects),
+        denial=REJECT_CREATE,
         companions=("ControlRoomRecordsRejection",),
     ),
     "CRSRejectApplication": RuleCase(
         pending,
         reject("crs_n"),
-        reject("crs_s"),
-        denial="may not CREATE Reject via Reject",
+        (reject("crs_s"), las_rejects),
+        denial=REJECT_CREATE,
         companions=("ControlRoomRecordsRejection",),
     ),
     "ControlRoomRecordsRejection": RuleCase(
         pending,
         reject("crm_n"),
-        reject("crs_s"),
-        denial="may not UPDATE CCTV via Reject",
+        (reject("crs_s"), las_rejects),
+        denial=REJECT_UPDATE,
         companions=("CRMRejectApplication", "CRSRejectApplication"),
     ),
     "CRMDecommissions": RuleCase(
         approved,
         allowed=lambda w, c: (w.crm_n, "Decommission", (c.camera, "retired")),
-        refused=lambda w, c: (w.crs_n, "Decommission", (c.camera, "retired")),
+        refused=(
+            lambda w, c: (w.crm_s, "Decommission", (c.camera, "retired")),
+            lambda w, c: (w.crs_n, "Decommission", (c.camera, "retired")),
+        ),
     ),
     "ControlRoomRotatesCameraKeys": RuleCase(
         approved,
         allowed=lambda w, c: (w.crs_n, "RotateCameraKey", (c.camera, f"cam-{c.camera}-v2")),
-        refused=lambda w, c: (w.op_n, "RotateCameraKey", (c.camera, f"cam-{c.camera}-v2")),
+        refused=(
+            lambda w, c: (w.crm_s, "RotateCameraKey", (c.camera, f"cam-{c.camera}-v2")),
+            lambda w, c: (c.las(), "RotateCameraKey", (c.camera, f"cam-{c.camera}-v2")),
+        ),
     ),
     "ControlRoomListsItsCameras": RuleCase(
         pending,
         allowed=lambda w, c: (w.op_n, "ListCameras", ()),
-        refused=lambda w, c: (w.po, "ListCameras", ()),
+        refused=(
+            lambda w, c: (w.po, "ListCameras", ()),
+            lambda w, c: (c.las(), "ListCameras", ()),
+        ),
+        hidden=south_does_not_list,
     ),
     "ControlRoomGrantsAccess": RuleCase(
         approved,
         allowed=lambda w, c: (w.crm_n, "GrantAccess", (c.camera, "role", "PO")),
-        refused=lambda w, c: (w.crm_s, "GrantAccess", (c.camera, "role", "PO")),
+        refused=(
+            lambda w, c: (w.crm_s, "GrantAccess", (c.camera, "role", "PO")),
+            lambda w, c: (c.las(), "GrantAccess", (c.camera, "role", "PO")),
+        ),
     ),
     "CameraAnchorsItsOwnSegments": RuleCase(
         two_cameras,
         allowed=lambda w, c: (c.own(), "AnchorSegment", (segment_of(c),)),
-        # Another camera is refused before the ACL is asked (the segment is not its own).
-        refused=lambda w, c: (c.other(), "AnchorSegment", (segment_of(c),)),
+        # Another camera, or a person, is refused before the ACL is asked: the contract
+        # checks that the anchoring identity is the segment's own camera first.
+        refused=(
+            lambda w, c: (c.other(), "AnchorSegment", (segment_of(c),)),
+            lambda w, c: (w.crm_n, "AnchorSegment", (segment_of(c),)),
+        ),
         code="WRONG_IDENTITY",
     ),
     "ManagementReadsHistory": RuleCase(
-        nothing,
-        allowed=lambda w, c: (w.crm_n, "GetHistory", ("{}",)),
-        refused=lambda w, c: (w.op_n, "GetHistory", ("{}",)),
+        city_transaction,
+        allowed=lambda w, c: (w.crm_n, "GetHistoryRecord", (c.tx,)),
+        refused=(
+            lambda w, c: (w.police_admin, "GetHistoryRecord", (c.tx,)),
+            lambda w, c: (w.op_n, "GetHistoryRecord", (c.tx,)),
+            lambda w, c: (w.op_n, "GetHistory", ("{}",)),
+        ),
     ),
 }
 
 READ_ONLY = {name for name, info in CctvContract.functions().items() if info.read_only}
+
+
+@pytest.fixture(scope="module")
+def seated(world: World) -> tuple[ClientIdentity, ClientIdentity]:
+    """A member of local-authority staff seated in CR-North, and an operator of no room."""
+    net = world.net
+    for data in (
+        person("T-LAS", "LAS", "las-north", NORTH),
+        person("T-OP", "Operator", "roomless"),
+    ):
+        invoke(net, world.city_admin, "AddParticipant", json.dumps(data))
+    return net.client(CITY, "las-north", role="LAS"), net.client(CITY, "roomless", role="Operator")
 
 
 def test_the_table_covers_every_shipped_rule() -> None:
@@ -393,28 +478,37 @@ def test_the_table_covers_every_shipped_rule() -> None:
 
 
 @pytest.mark.parametrize("name", list(TABLE))
-def test_every_rule_both_ways_and_it_is_the_rule_that_decides(world: World, name: str) -> None:
+def test_every_rule_both_ways_and_it_is_the_rule_that_decides(
+    world: World, seated: tuple[ClientIdentity, ClientIdentity], name: str
+) -> None:
     net = world.net
     case = TABLE[name]
     context = case.setup(world, name)
+    context.las_north, context.roomless = seated
     rules = current_config(net).acl_rules
     assert rules == ACL_RULES
     (rule_under_test,) = [r for r in rules if r.name == name]
     allowed_client, allowed_function, allowed_args = case.allowed(world, context)
-    refused_client, refused_function, refused_args = case.refused(world, context)
+    refusals = [refused(world, context) for refused in case.refused]
 
     # Refused, through the endorsers: nothing reaches the ledger.
     if case.companions:
-        relaxed = [replace(r, condition="true") if r.name in case.companions else r for r in rules]
+        relaxed = [
+            replace(r, role="ANY", condition="true") if r.name in case.companions else r
+            for r in rules
+        ]
         set_acl(net, relaxed)
     try:
-        message = refuse(net, refused_client, refused_function, *refused_args, code=case.code)
+        for client, function, args in refusals:
+            message = refuse(net, client, function, *args, code=case.code)
+            assert case.denial in message
+            if rule_under_test.action == "DENY":
+                assert f"rule {name} denies it" in message
     finally:
         if case.companions:
             set_acl(net, rules)
-    assert case.denial in message
-    if rule_under_test.action == "DENY":
-        assert f"rule {name} denies it" in message
+    if case.hidden is not None:
+        case.hidden(world, context)
 
     # The rule decides: take it out of the channel configuration (a config transaction
     # signed by a majority of admins) and its case comes out differently.
@@ -426,9 +520,8 @@ def test_every_rule_both_ways_and_it_is_the_rule_that_decides(world: World, name
             )
             assert "default deny" in without
         else:
-            without = refuse(
-                net, refused_client, refused_function, *refused_args, code="ACCESS_DENIED"
-            )
+            client, function, args = refusals[0]
+            without = refuse(net, client, function, *args, code="ACCESS_DENIED")
             assert "default deny" in without and name not in without
     finally:
         set_acl(net, rules)
