@@ -112,11 +112,29 @@ def canonical_format(name: str) -> str:
 
 @dataclass(frozen=True)
 class Plane:
-    """One plane: ``height`` rows of exactly ``width`` samples, no padding."""
+    """One plane: ``height`` rows of ``width`` samples.
+
+    ``data`` may be the decoder's own memory (a ``memoryview``) with rows ``stride``
+    bytes apart; the padding after each row is not part of the plane. ``stride`` 0
+    means rows are packed back to back.
+    """
 
     width: int
     height: int
-    data: bytes
+    data: bytes | memoryview
+    stride: int = 0
+
+    def rows(self, row_bytes: int) -> list[bytes | memoryview]:
+        """The rows' bytes without padding, top to bottom (one item when packed)."""
+        if self.stride in (0, row_bytes):
+            return [self.data[: row_bytes * self.height]]
+        view = memoryview(self.data)
+        step = self.stride
+        return [view[r * step : r * step + row_bytes] for r in range(self.height)]
+
+    def packed(self, row_bytes: int) -> bytes:
+        """The plane's samples as one packed byte string (rows without padding)."""
+        return b"".join(bytes(r) for r in self.rows(row_bytes))
 
 
 @dataclass(frozen=True)
@@ -143,8 +161,12 @@ class Picture:
                     f"plane {i} of a {self.width}x{self.height} {self.format} picture is "
                     f"{w}x{h}, got {plane.width}x{plane.height}"
                 )
-            size = w * h * layout.bytes_per_sample
-            if len(plane.data) != size:
+            row = w * layout.bytes_per_sample
+            stride = plane.stride or row
+            if stride < row:
+                raise ValueError(f"plane {i} has rows {stride} bytes apart, shorter than {row}")
+            size = stride * (h - 1) + row
+            if len(plane.data) < size or (plane.stride == 0 and len(plane.data) != size):
                 raise ValueError(f"plane {i} holds {len(plane.data)} bytes, expected {size}")
 
     @property
@@ -158,6 +180,22 @@ class Picture:
     @property
     def layout(self) -> PlaneLayout:
         return LAYOUTS[self.format]
+
+    def row_bytes(self, index: int) -> int:
+        return self.planes[index].width * self.layout.bytes_per_sample
+
+    def plane_bytes(self, index: int) -> bytes:
+        """Plane ``index``'s samples, packed (what the digest covers)."""
+        return self.planes[index].packed(self.row_bytes(index))
+
+    def packed(self) -> Picture:
+        """The same picture with every plane copied into packed bytes."""
+        return Picture(
+            self.format,
+            tuple(
+                Plane(p.width, p.height, self.plane_bytes(i)) for i, p in enumerate(self.planes)
+            ),
+        )
 
 
 # -- the digest ----------------------------------------------------------------------------
@@ -189,10 +227,13 @@ def frame_digest(picture: Picture) -> bytes:
     h = hashlib.sha256()
     h.update(_head(_ARRAY, 3) + _text(FINGERPRINT_DOMAIN) + _text(picture.format))
     h.update(_head(_ARRAY, len(picture.planes)))
+    bytes_per_sample = picture.layout.bytes_per_sample
     for plane in picture.planes:
+        row = plane.width * bytes_per_sample
         h.update(_head(_ARRAY, 3) + _head(_UINT, plane.width) + _head(_UINT, plane.height))
-        h.update(_head(_BYTES, len(plane.data)))
-        h.update(plane.data)
+        h.update(_head(_BYTES, row * plane.height))
+        for chunk in plane.rows(row):
+            h.update(chunk)
     return h.digest()
 
 
@@ -201,7 +242,7 @@ def frame_digest_reference(picture: Picture) -> bytes:
     value = [
         FINGERPRINT_DOMAIN,
         picture.format,
-        [[p.width, p.height, p.data] for p in picture.planes],
+        [[p.width, p.height, picture.plane_bytes(i)] for i, p in enumerate(picture.planes)],
     ]
     return hashlib.sha256(canonical.encode(value)).digest()
 

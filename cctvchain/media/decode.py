@@ -47,21 +47,12 @@ def is_stream_url(source: str | os.PathLike[str]) -> bool:
     return isinstance(source, str) and source.startswith(("rtsp://", "rtsps://"))
 
 
-def _unpadded(plane: Any, row_bytes: int) -> bytes:
-    """A plane's rows without the decoder's line padding."""
-    height: int = plane.height
-    line: int = plane.line_size
-    if line == row_bytes:
-        return bytes(memoryview(plane)[: row_bytes * height])
-    rows = np.frombuffer(plane, dtype=np.uint8, count=line * (height - 1) + row_bytes)
-    if height == 1:
-        return rows.tobytes()
-    full = np.lib.stride_tricks.as_strided(rows, shape=(height, row_bytes), strides=(line, 1))
-    return full.tobytes()
-
-
 def picture_of(frame: av.video.frame.VideoFrame) -> Picture:
-    """The canonical planar picture of a decoded frame (see fingerprint's docstring)."""
+    """The canonical planar picture of a decoded frame (see fingerprint's docstring).
+
+    The planes are views of the decoder's memory, rows ``line_size`` apart: nothing is
+    copied; :meth:`Picture.packed` copies them out without the padding.
+    """
     name = frame.format.name
     canonical = FORMAT_ALIASES.get(name, name)
     if canonical not in LAYOUTS:
@@ -76,7 +67,7 @@ def picture_of(frame: av.video.frame.VideoFrame) -> Picture:
     layout = LAYOUTS[canonical]
     sizes = layout.plane_sizes(frame.width, frame.height)
     planes = tuple(
-        Plane(w, h, _unpadded(plane, w * layout.bytes_per_sample))
+        Plane(w, h, memoryview(plane).cast("B"), plane.line_size)
         for (w, h), plane in zip(sizes, frame.planes, strict=True)
     )
     return Picture(canonical, planes)
@@ -125,9 +116,10 @@ class DecodedFrame:
     def luma(self) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint16]:
         """The Y plane as a (height, width) array of samples."""
         y = self.picture.planes[0]
+        data = self.picture.plane_bytes(0)
         if self.picture.layout.bytes_per_sample == 1:
-            return np.frombuffer(y.data, dtype=np.uint8).reshape(y.height, y.width)
-        return np.frombuffer(y.data, dtype="<u2").reshape(y.height, y.width)
+            return np.frombuffer(data, dtype=np.uint8).reshape(y.height, y.width)
+        return np.frombuffer(data, dtype="<u2").reshape(y.height, y.width)
 
     def thumbnail(self) -> npt.NDArray[np.float64]:
         """The perceptual tier's grey thumbnail, by FFmpeg's area scaler over the luma.
@@ -211,7 +203,8 @@ class VideoSource:
             raise MediaError(f"{self.source}: the video stream has no time base")
         self.time_base: Fraction = self._stream.time_base
         self._capture_origin_ms = capture_origin_ms
-        self._host_origin_ms: int | None = None
+        self._origin_ms: int | None = None
+        self._clock_source: str | None = None
 
     # -- properties ----------------------------------------------------------------------
 
@@ -234,30 +227,31 @@ class VideoSource:
         return int(value)
 
     @property
-    def clock_source(self) -> str:
+    def clock_source(self) -> str | None:
         """Where :meth:`capture_time_ms` takes its origin: ``rtcp`` (the camera's NTP
-        clock, from RTCP sender reports), ``given`` (the caller's), or ``host`` (this
-        machine's clock when the first frame arrived)."""
-        if self.is_stream and self.start_time_realtime_us is not None:
-            return "rtcp"
-        if self._capture_origin_ms is not None:
-            return "given"
-        return "host"
+        clock, from the RTCP sender reports FFmpeg had when the first frame was read),
+        ``given`` (the caller's), ``host`` (this machine's clock when the first frame
+        arrived), or None before the first frame."""
+        return self._clock_source
 
     def capture_time_ms(self, frame: DecodedFrame) -> int:
         """Camera-clock capture time of a frame: the clock origin plus its pts.
 
-        The origin is fixed once (RTCP, given, or host time of the first frame less its
-        pts), so capture times advance exactly with the stream's timestamps.
+        The origin is fixed at the first frame asked about — RTCP if the stream has
+        sender reports by then, else the given origin, else the host's clock at that
+        moment less the frame's pts — so capture times advance exactly with the stream's
+        timestamps and never jump when a later sender report arrives.
         """
-        realtime = self.start_time_realtime_us if self.is_stream else None
-        if realtime is not None:
-            return (realtime + 500) // 1000 + frame.pts_ms
-        if self._capture_origin_ms is not None:
-            return self._capture_origin_ms + frame.pts_ms
-        if self._host_origin_ms is None:
-            self._host_origin_ms = time.time_ns() // 1_000_000 - frame.pts_ms
-        return self._host_origin_ms + frame.pts_ms
+        if self._origin_ms is None:
+            realtime = self.start_time_realtime_us if self.is_stream else None
+            if realtime is not None:
+                self._origin_ms, self._clock_source = (realtime + 500) // 1000, "rtcp"
+            elif self._capture_origin_ms is not None:
+                self._origin_ms, self._clock_source = self._capture_origin_ms, "given"
+            else:
+                self._origin_ms = time.time_ns() // 1_000_000 - frame.pts_ms
+                self._clock_source = "host"
+        return self._origin_ms + frame.pts_ms
 
     # -- decoding ------------------------------------------------------------------------
 
