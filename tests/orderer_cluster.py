@@ -23,8 +23,14 @@ from cctvchain.msp.wallet import Wallet
 from cctvchain.network.config import load_network_config
 from cctvchain.network.material import ensure_material
 from cctvchain.node import tls
-from cctvchain.tx.messages import Envelope, Proposal, SerializedIdentity, TransactionPayload, compute_tx_id
-from tests.node_helpers import free_ports
+from cctvchain.tx.messages import (
+    Envelope,
+    Proposal,
+    SerializedIdentity,
+    TransactionPayload,
+    compute_tx_id,
+)
+from node_helpers import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 ORGS = ("CityCCTV", "Police", "LocalAuthority")
@@ -88,9 +94,22 @@ class Cluster:
     def start(self, name: str) -> None:
         log = (self.directory / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "cctvchain", "node", "start",
-             "--config", str(self.config_path), "--name", name, "--log-level", "info"],
-            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "cctvchain",
+                "node",
+                "start",
+                "--config",
+                str(self.config_path),
+                "--name",
+                name,
+                "--log-level",
+                "info",
+            ],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
@@ -120,7 +139,9 @@ class Cluster:
         return f"https://127.0.0.1:{self.ports[name]}{path}"
 
     def get(self, name: str, path: str, timeout: float = 5) -> bytes:
-        with urllib.request.urlopen(self.url(name, path), context=self.ssl_context, timeout=timeout) as r:
+        with urllib.request.urlopen(
+            self.url(name, path), context=self.ssl_context, timeout=timeout
+        ) as r:
             return bytes(r.read())
 
     def status(self, name: str) -> dict[str, Any]:
@@ -130,7 +151,9 @@ class Cluster:
 
     def broadcast(self, name: str, envelope: bytes, timeout: float = 15) -> tuple[int, bytes]:
         request = urllib.request.Request(
-            self.url(name, "/broadcast"), data=envelope, method="POST",
+            self.url(name, "/broadcast"),
+            data=envelope,
+            method="POST",
             headers={"Content-Type": "application/octet-stream"},
         )
         try:
@@ -182,8 +205,14 @@ class Cluster:
         creator = SerializedIdentity(self.client.msp_id, self.client.cert)
         nonce = os.urandom(24)
         proposal = Proposal(
-            "cctv", "cctv", "Anchor", (payload,), creator, nonce,
-            int(time.time() * 1000), compute_tx_id(nonce, creator),
+            "cctv",
+            "cctv",
+            "Anchor",
+            (payload,),
+            creator,
+            nonce,
+            int(time.time() * 1000),
+            compute_tx_id(nonce, creator),
         ).encode()
         body = TransactionPayload(proposal, b"", ()).encode()
         return Envelope(body, self.client.key.sign(Domain.ENVELOPE, body)).encode()

@@ -87,6 +87,8 @@ class RaftOrderer:
         self._draining = False
         self._ttc_proposed_for = -1
         self.halted: str | None = None
+        # The last Raft index whose effect is in the assembler (and so in the ledger).
+        self._applied = state.snapshot.index
 
     # -- start-up -----------------------------------------------------------------------
 
@@ -174,7 +176,8 @@ class RaftOrderer:
             await asyncio.to_thread(save_ready, self.storage, ready)
         for message in ready.messages:
             self.send(message)
-        if ready.snapshot is not None and ready.snapshot.index > self.raft.applied_index:
+        if ready.snapshot is not None and ready.snapshot.index > self._applied:
+            # From the leader (a local compaction is never ahead of what we applied).
             snapshot = OrderingSnapshot.decode(ready.snapshot.data)
             if self.ledger.height < snapshot.height:
                 self.log.info(
@@ -184,8 +187,12 @@ class RaftOrderer:
                 )
                 await self._catch_up(snapshot.height)
             self.assembler.restore(snapshot)
+            self._applied = ready.snapshot.index
         blocks: list[Block] = []
         for entry in ready.committed_entries:
+            if entry.index <= self._applied:
+                continue  # covered by the snapshot just restored
+            self._applied = entry.index
             if entry.kind == EntryKind.NORMAL:
                 blocks.extend(self.assembler.apply(entry.data))
             waiter = self._waiters.get(entry.index)
