@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from node_helpers import free_ports
+
 from cctvchain.client.transaction import ClientIdentity
 from cctvchain.crypto import Domain
 from cctvchain.ledger.block import Block
@@ -30,7 +32,6 @@ from cctvchain.tx.messages import (
     TransactionPayload,
     compute_tx_id,
 )
-from node_helpers import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 ORGS = ("CityCCTV", "Police", "LocalAuthority")
@@ -41,7 +42,8 @@ FRAME = struct.Struct(">I")
 def cluster_toml(ports: dict[str, int], *, batch_timeout_ms: int = 200, max_count: int = 20) -> str:
     orgs = "\n".join(
         f'[[organizations]]\nname = "{org}"\nmsp_id = "{org}"\n'
-        f'ca = {{ name = "ca.{org.lower()}", host = "127.0.0.1", port = {ports["ca." + org.lower()]} }}\n'
+        f'ca = {{ name = "ca.{org.lower()}", host = "127.0.0.1", '
+        f"port = {ports['ca.' + org.lower()]} }}\n"
         for org in ORGS
     )
     orderers = "\n".join(

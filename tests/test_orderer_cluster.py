@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from orderer_cluster import ORDERERS, Cluster, make_cluster
 
 from cctvchain.codec import decode_message
 from cctvchain.crypto import Domain, SigningKey
@@ -23,7 +24,6 @@ from cctvchain.msp.testing import InMemoryOrg
 from cctvchain.peer.channel import ChannelContext
 from cctvchain.peer.validator import BlockValidator
 from cctvchain.tx.messages import Envelope
-from orderer_cluster import ORDERERS, Cluster, make_cluster
 
 
 @pytest.fixture
