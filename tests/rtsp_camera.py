@@ -133,7 +133,7 @@ def make_clip(
     extra: Sequence[str] = (),
 ) -> Path:
     """Generate an H.264 clip with moving content (libx264 via Debian's ffmpeg)."""
-    args = ["-f", "lavfi", "-i", f"{source}=size={size}:rate={rate}:duration={seconds}"]
+    args = ["-f", "lavfi", "-i", f"{source}=size={size}:rate={rate}", "-t", str(seconds)]
     if filters:
         args += ["-vf", filters]
     args += ["-c:v", "libx264", "-preset", "veryfast", "-g", str(gop)]
