@@ -16,6 +16,9 @@ from rtsp_camera import make_clip, transcode
 from cctvchain.ingest import perceptual as P
 from cctvchain.media import decode_frames
 
+# The first test may install Debian packages (apt) for the whole run.
+pytestmark = pytest.mark.timeout(900)
+
 # The edit: a filled 110x60 box (6600 px, 2.9 % of 640x360) on frame 37 only.
 EDIT_FRAME = 37
 BOX_X, BOX_Y, BOX_W, BOX_H = 200, 100, 110, 60

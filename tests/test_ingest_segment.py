@@ -25,6 +25,9 @@ from cctvchain.ingest.segment import (
 )
 from cctvchain.media import decode_frames
 
+# The first test may install Debian packages (apt) for the whole run.
+pytestmark = pytest.mark.timeout(900)
+
 NORMAL = SamplingPolicy("normal", 1)
 HIGH = SamplingPolicy("high", 5)
 ALL = SamplingPolicy("all", 0)

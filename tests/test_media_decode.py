@@ -19,6 +19,9 @@ from cctvchain.ingest import perceptual
 from cctvchain.ingest.fingerprint import frame_digest, raw_frame_size, split_raw_frame
 from cctvchain.media import DecodedFrame, MediaError, VideoSource, decode_frames
 
+# The first test may install Debian packages (apt) for the whole run.
+pytestmark = pytest.mark.timeout(900)
+
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:

@@ -14,9 +14,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from rtsp_camera import FFMPEG, RtspCamera, rtsp_camera
 
 from cctvchain.media import VideoSource, decode_frames
+
+# The first test may install Debian packages (apt) for the whole run.
+pytestmark = pytest.mark.timeout(900)
 
 __all__ = ["rtsp_camera"]  # the session fixture, imported for pytest
 

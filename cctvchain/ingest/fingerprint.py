@@ -192,9 +192,7 @@ class Picture:
         """The same picture with every plane copied into packed bytes."""
         return Picture(
             self.format,
-            tuple(
-                Plane(p.width, p.height, self.plane_bytes(i)) for i, p in enumerate(self.planes)
-            ),
+            tuple(Plane(p.width, p.height, self.plane_bytes(i)) for i, p in enumerate(self.planes)),
         )
 
 
