@@ -9,15 +9,16 @@ whose exact fingerprints equal the live ones, at one constant frame offset.
 from __future__ import annotations
 
 import itertools
+import signal
 import subprocess
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from rtsp_camera import FFMPEG, RtspCamera, rtsp_camera
+from rtsp_camera import FFMPEG, RtspCamera, rtsp_camera, start_rtsp_camera
 
-from cctvchain.media import VideoSource, decode_frames
+from cctvchain.media import MediaError, VideoSource, decode_frames
 
 # The first test may install Debian packages (apt) for the whole run.
 pytestmark = pytest.mark.timeout(900)
@@ -86,3 +87,24 @@ def test_live_frames_and_a_c_copy_recording_are_bit_identical_at_one_offset(
     assert clock in ("rtcp", "host")  # RTCP if a sender report came before the first frame
     lag = [r - c for r, c in zip(received, captured, strict=True)]
     assert max(abs(x) for x in lag) < 10_000, lag[:5]
+
+
+def test_a_camera_that_stops_sending_raises_after_the_read_timeout(tmp_path: Path) -> None:
+    """A hung camera (process stopped, connection still open) must not hang ingest."""
+    with start_rtsp_camera(tmp_path, seconds=2.0) as camera:
+        source = VideoSource(camera.url, open_timeout_s=10, read_timeout_s=2)
+        frames = source.frames()
+        for _ in range(10):
+            next(frames)
+        camera.process.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(MediaError):
+                for _ in frames:
+                    assert time.monotonic() - started < 30
+            waited = time.monotonic() - started
+        finally:
+            camera.process.send_signal(signal.SIGCONT)
+            source.close()
+    print(f"hung camera detected after {waited:.1f} s")
+    assert waited < 15
