@@ -8,6 +8,8 @@ imports plyvel itself.
 
 from __future__ import annotations
 
+import abc
+
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -33,11 +35,12 @@ def read_savepoint(source: Any) -> Savepoint | None:
         raise LedgerCorruptError(f"the index savepoint is damaged: {exc}") from exc
 
 
-class StateReader:
+class StateReader(abc.ABC):
     """State, history and tx-id reads; subclasses provide the LevelDB source."""
 
+    @abc.abstractmethod
     def _source(self) -> Any:
-        raise NotImplementedError
+        """The live database or a snapshot: anything with ``get`` and ``iterator``."""
 
     # -- world state -----------------------------------------------------------------------
 
