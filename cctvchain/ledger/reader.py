@@ -9,7 +9,6 @@ imports plyvel itself.
 from __future__ import annotations
 
 import abc
-
 from collections.abc import Iterator, Sequence
 from typing import Any
 
