@@ -161,11 +161,13 @@ def test_a_child_killed_mid_write_loses_no_reported_segment_and_duplicates_none(
 ) -> None:
     all_puts: set[int] = set()
     all_acks: set[int] = set()
-    for delay in (0.4, 0.25, 0.55, 0.3):
+    interrupted_writes = 0
+    for delay in (0.4, 0.25, 0.55, 0.3, 0.33, 0.47, 0.21, 0.38):
         puts, acks = run_until_killed(tmp_path, delay)
         assert puts, "the child spooled nothing before the kill"
         all_puts |= puts
         all_acks |= acks
+        interrupted_writes += any(p.name.startswith(TMP_PREFIX) for p in tmp_path.iterdir())
         spool = Spool(tmp_path)
         pending = spool.pending()
         assert not any(p.name.startswith(TMP_PREFIX) for p in tmp_path.iterdir())
@@ -199,4 +201,7 @@ def test_a_child_killed_mid_write_loses_no_reported_segment_and_duplicates_none(
             first = spool.get(0)
             assert first.segment.previous_hash == GENESIS_HASH
         all_puts |= extra
-    assert len(all_puts) >= 8
+    assert len(all_puts) >= 16
+    # On a fast disk a kill lands inside a write only now and then; the torn-file test
+    # above covers what such a kill leaves behind deterministically.
+    print(f"kills that interrupted a write: {interrupted_writes} of 8")
