@@ -127,6 +127,16 @@ def _explain_unbound_camera(stub: ChaincodeStub, segment_b64: str) -> None:
         )
 
 
+def _is_the_camera(stub: ChaincodeStub, camera_id: str) -> bool:
+    if stub.get_creator().id_type != "camera":
+        return False
+    try:
+        subject = subject_of(stub)
+    except ContractError:
+        return False
+    return subject.role == CAMERA_ROLE and subject.id == camera_id
+
+
 class AnchorFunctions:
     @contract_function
     def AnchorSegment(self, stub: ChaincodeStub, segment_b64: str) -> dict[str, Any]:
@@ -263,8 +273,10 @@ class AnchorFunctions:
 
     @contract_function(read_only=True)
     def GetAnchorHead(self, stub: ChaincodeStub, camera_id: str) -> dict[str, Any]:
-        """Where the camera's chain stands (the extractor resumes from it)."""
-        require_access(stub, camera_id)
+        """Where the camera's chain stands: for the camera itself (its extractor resumes
+        from it), otherwise camera data under Algorithm 1."""
+        if not _is_the_camera(stub, camera_id):
+            require_access(stub, camera_id)
         head = load(stub, AnchorHead, K_ANCHOR_HEAD, camera_id)
         if head is None:
             return {"camera": camera_id, "sequence": -1, "segmentHash": GENESIS_SEGMENT_HASH.hex()}

@@ -73,6 +73,16 @@ def _bind_identity(stub: ChaincodeStub, participant: Participant) -> None:
     stub.put_state(key, participant.encode())
 
 
+def _control_room(data: dict[str, Any]) -> str:
+    """Optional (police and local-authority staff sit in no control room), but text."""
+    value = data.get("controlRoom", "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ContractError("field 'controlRoom' must be str", code="BAD_ARGUMENT")
+    return value
+
+
 def _from_json(data: dict[str, Any], msp_id: str) -> Participant:
     role = field(data, "role", str)
     if role not in PARTICIPANT_ROLES:
@@ -93,9 +103,7 @@ def _from_json(data: dict[str, Any], msp_id: str) -> Participant:
         role=role,
         msp_id=msp_id,
         identity=field(data, "identity", str),
-        control_room=data.get("controlRoom", "")
-        if isinstance(data.get("controlRoom"), str)
-        else "",
+        control_room=_control_room(data),
     )
 
 
