@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from types import TracebackType
 from typing import Any
@@ -76,7 +77,17 @@ def picture_of(frame: av.video.frame.VideoFrame) -> Picture:
 class DecodedFrame:
     """One decoded picture of a source, in output (presentation) order."""
 
-    __slots__ = ("_digest", "_frame", "index", "key_frame", "picture", "pts", "pts_ms", "time_base")
+    __slots__ = (
+        "_digest",
+        "_frame",
+        "_pending_digest",
+        "index",
+        "key_frame",
+        "picture",
+        "pts",
+        "pts_ms",
+        "time_base",
+    )
 
     def __init__(
         self,
@@ -93,6 +104,7 @@ class DecodedFrame:
         self.picture = picture_of(frame)
         self._frame: av.video.frame.VideoFrame | None = frame
         self._digest: bytes | None = None
+        self._pending_digest: Future[bytes] | None = None
 
     @property
     def width(self) -> int:
@@ -110,7 +122,9 @@ class DecodedFrame:
     def digest(self) -> bytes:
         """The exact fingerprint (:func:`~cctvchain.ingest.fingerprint.frame_digest`)."""
         if self._digest is None:
-            self._digest = frame_digest(self.picture)
+            pending = self._pending_digest
+            self._digest = frame_digest(self.picture) if pending is None else pending.result()
+            self._pending_digest = None
         return self._digest
 
     def luma(self) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint16]:
@@ -255,12 +269,29 @@ class VideoSource:
 
     # -- decoding ------------------------------------------------------------------------
 
-    def frames(self) -> Iterator[DecodedFrame]:
+    def frames(self, *, lookahead: bool = True) -> Iterator[DecodedFrame]:
         """Decoded frames in presentation order until the end of the source.
 
-        A frame without a timestamp (raw elementary streams) gets one from its index and
-        the stream's average rate.
+        With ``lookahead`` the exact digest of each frame is computed on a worker thread
+        while the next frame decodes (SHA-256 releases the GIL), and each frame is
+        handed out once its successor is decoded — one frame of latency for the
+        throughput of a whole SHA-256 pass over the planes. A frame without a timestamp
+        (raw elementary streams) gets one from its index and the stream's average rate.
         """
+        if not lookahead:
+            yield from self._decoded()
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="frame-digest") as pool:
+            held: DecodedFrame | None = None
+            for frame in self._decoded():
+                frame._pending_digest = pool.submit(frame_digest, frame.picture)
+                if held is not None:
+                    yield held
+                held = frame
+            if held is not None:
+                yield held
+
+    def _decoded(self) -> Iterator[DecodedFrame]:
         rate = self.average_rate
         index = 0
         last_pts: int | None = None
