@@ -17,7 +17,7 @@ from rtsp_camera import ensure_media_packages, ffmpeg_output, make_clip, transco
 
 from cctvchain.ingest import perceptual
 from cctvchain.ingest.fingerprint import frame_digest, raw_frame_size, split_raw_frame
-from cctvchain.media import DecodedFrame, MediaError, VideoSource, decode_frames
+from cctvchain.media import DecodedFrame, MediaError, VideoSource, decode_frames, picture_of
 
 # The first test may install Debian packages (apt) for the whole run.
 pytestmark = pytest.mark.timeout(900)
@@ -88,6 +88,18 @@ def test_frames_carry_pts_unpadded_planes_and_presentation_order(clips: dict[str
     ten_bit = shell_frames(clips["yuv420p10le"])[0]
     assert len(ten_bit.picture.plane_bytes(0)) == 320 * 180 * 2
     assert int(ten_bit.luma().max()) > 255  # 10-bit samples kept as they are
+
+
+def test_interleaved_chroma_output_is_read_back_into_the_planar_layout(
+    clips: dict[str, Path],
+) -> None:
+    """What a hardware decoder hands out (nv12) fingerprints like the planar picture."""
+    with av.open(str(clips["yuv420p"])) as container:
+        frame = next(container.decode(video=0))
+    planar = picture_of(frame)
+    nv12 = frame.reformat(format="nv12", src_color_range="JPEG", dst_color_range="JPEG")
+    assert nv12.format.name == "nv12"
+    assert frame_digest(picture_of(nv12)) == frame_digest(planar)
 
 
 def test_a_c_copy_remux_into_other_containers_keeps_every_digest(

@@ -1,9 +1,11 @@
 """Decode a video file or an RTSP stream into canonical planes (PyAV, i.e. FFmpeg).
 
 Each decoded picture comes out as a :class:`DecodedFrame`: its presentation timestamp
-(in the stream's time base and in milliseconds), the decoder's native planes copied
-without line padding (:class:`~cctvchain.ingest.fingerprint.Picture`, the input of the
-exact fingerprint) and, on demand, the small grey thumbnail of the perceptual tier.
+(in the stream's time base and in milliseconds), the decoder's native planes
+(:class:`~cctvchain.ingest.fingerprint.Picture`, the input of the exact fingerprint:
+views of the decoder's memory whose line padding the digest leaves out; a decoder's
+interleaved-chroma output such as ``nv12`` is rearranged into planar chroma) and, on
+demand, the small grey thumbnail of the perceptual tier.
 
 RTSP is read over TCP (``rtsp_transport=tcp``: no loss to UDP reordering or drops),
 with an open timeout and a read timeout so a dead camera raises instead of hanging.
