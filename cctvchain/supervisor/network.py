@@ -226,7 +226,7 @@ class NetworkSupervisor:
         if node.kind not in self.services:
             detail = f"this build has no {node.kind} service yet"
             return NodeStatus(node, NO_SERVICE, None, False, probe, detail)
-        detail = f"stale pid file (pid {record.pid} is gone)" if record is not None else None
+        detail = f"stale pid file ({record.why_not_running()})" if record is not None else None
         return NodeStatus(node, DOWN, None, False, probe, detail)
 
     # -- up --------------------------------------------------------------------------------
@@ -255,8 +255,8 @@ class NetworkSupervisor:
 
         A node whose kind this build has no service for stops the call before anything
         starts, unless ``keep_going`` (then it is left out, with a warning)."""
-        self.ensure_material()
         nodes = self._serviceable(keep_going)
+        self.ensure_material()
         running, adopted, to_start = self._survey(nodes)
         started: dict[str, tuple[subprocess.Popen[bytes], PidRecord]] = {}
         try:
@@ -320,7 +320,7 @@ class NetworkSupervisor:
                 self.out(f"{node.name}: already running (pid {record.pid}); left alone")
                 continue
             if record is not None:
-                self.out(f"{node.name}: removing stale pid file (pid {record.pid} is gone)")
+                self.out(f"{node.name}: removing stale pid file ({record.why_not_running()})")
                 remove_pidfile(node.pid_path)
             candidates.append(node)
         busy = {node.name: e for node in candidates if (e := bind_error(node.host, node.port))}

@@ -109,6 +109,12 @@ class PidRecord:
             return self.start_ticks == identity.start_ticks
         return True
 
+    def why_not_running(self) -> str:
+        """For a record that is not running: "pid N is gone" or names the impostor."""
+        if process_identity(self.pid) is None:
+            return f"pid {self.pid} is gone"
+        return f"pid {self.pid} is now another process"
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["command"] = list(self.command)
