@@ -323,16 +323,37 @@ def test_pid_file_of_another_boot_or_process_is_not_a_live_node(net: Net) -> Non
     assert net.pid(victim) != impostor.pid and alive(net.pid(victim))
     check_all_running(net, net.status()[1])
 
+    # A configuration that puts a stopped node (ca.police) on the port where another node
+    # of the network (orderer2.la) answers: refused by that node's name, nothing started.
+    os.killpg(net.pid("ca.police"), signal.SIGKILL)
+    moved = {**net.ports, "ca.police": net.ports[victim], victim: free_ports(1)[0]}
+    other = net.directory / "moved.toml"
+    other.write_text(network_toml(moved))
+    before = sorted(net.nodes_dir.glob("*/node.pid"))
+    result = subprocess.run(
+        [PYTHON, "-m", "cctvchain", "network", "up", *UP, "--config", str(other)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert one_line_error(result) == (
+        f"cctvchain: error: port {net.ports[victim]} of ca.police "
+        f"(127.0.0.1:{net.ports[victim]}) is in use by node {victim}; nothing started"
+    )
+    assert "started " not in result.stdout
+    after = sorted(net.nodes_dir.glob("*/node.pid"))
+    assert after == [path for path in before if path.parent.name != "ca.police"]
+
     # A node that ignores SIGTERM (stopped with SIGSTOP) is killed after the timeout.
-    frozen = net.pid("ca.police")
+    frozen = net.pid("ca.la")
     os.kill(frozen, signal.SIGSTOP)
     result = net.cli("down", "--timeout", "1")
     assert result.returncode == 0, result.stderr
     assert (
-        f"warning: ca.police (pid {frozen}) did not stop within 1 s; sending SIGKILL"
-        in result.stderr
+        f"warning: ca.la (pid {frozen}) did not stop within 1 s; sending SIGKILL" in result.stderr
     )
-    assert f"stopped ca.police (pid {frozen}) by SIGKILL" in result.stdout
+    assert f"stopped ca.la (pid {frozen}) by SIGKILL" in result.stdout
     assert "stopped ca.city (pid " in result.stdout and not alive(frozen)
     assert not list(net.nodes_dir.glob("*/node.pid"))
     assert impostor.poll() is None  # down signalled the new node, never the stale pid
