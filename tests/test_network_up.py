@@ -9,6 +9,7 @@ Once a peer service is registered, the same tests run the peers like any other n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -119,8 +120,9 @@ class Net:
             self.cli("down", "--timeout", "5")
         for pid_file in self.nodes_dir.glob("*/node.pid"):
             pid = int(json.loads(pid_file.read_text())["pid"])
-            if alive(pid):
-                os.killpg(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):  # gone meanwhile
+                if alive(pid) and b"node\0start" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.killpg(pid, signal.SIGKILL)
         for process in self.extra:
             if process.poll() is None:
                 process.kill()
