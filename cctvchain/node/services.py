@@ -12,10 +12,12 @@ from __future__ import annotations
 from cctvchain.node.ca_service import create_ca_service
 from cctvchain.node.runtime import KINDS, ServiceFactory, node_kind
 from cctvchain.orderer.service import create_orderer_service
+from cctvchain.peernode.service import create_peer_service
 
 SERVICES: dict[str, ServiceFactory] = {
     "ca": create_ca_service,
     "orderer": create_orderer_service,
+    "peer": create_peer_service,
 }
 
 __all__ = ["KINDS", "SERVICES", "ServiceFactory", "node_kind"]

@@ -1,0 +1,1 @@
+"""Interface documents shipped with the package (``openapi.yaml``: the peer's HTTP API)."""
