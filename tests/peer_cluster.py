@@ -20,8 +20,6 @@ import ssl
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -397,7 +395,10 @@ def read_sse(
         kind, data, event_id = "", "", None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            line = response.fp.readline().decode().rstrip("\n")
+            raw = response.readline()
+            if not raw:
+                break  # the stream ended
+            line = raw.decode().rstrip("\n")
             if line.startswith("event: "):
                 kind = line[7:]
             elif line.startswith("data: "):
@@ -412,11 +413,3 @@ def read_sse(
         raise AssertionError(f"stream ended or timed out after {len(events)} events")
     finally:
         connection.close()
-
-
-def urlopen_status(url: str, context: ssl.SSLContext) -> int:
-    try:
-        with urllib.request.urlopen(url, context=context, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)

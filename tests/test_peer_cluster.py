@@ -557,8 +557,47 @@ def test_a_fresh_peer_joins_from_the_genesis_block(world: World) -> None:
         final = cluster.wait_converged((*RUNNING_PEERS, "peer2.city"))
         assert final[0] > height and final[1] != head
         assert joined_after < 60
-    finally:
+
+        # SIGTERM with an event stream open: the stream is ended, the node stops at once
+        # (not after the 10 s grace for requests in flight).
+        streamed: list[Any] = []
+        reader = threading.Thread(
+            target=lambda: streamed.extend(
+                _read_until_closed(cluster, "peer2.city", world.po, "/api/v1/events?from=0")
+            )
+        )
+        reader.start()
+        time.sleep(0.5)
+        stopping = time.monotonic()
         cluster.kill("peer2.city", signal.SIGTERM)
+        stopped_after = time.monotonic() - stopping
+        reader.join(timeout=10)
+        assert cluster.processes["peer2.city"].returncode == 0
+        assert stopped_after < 5, stopped_after
+        assert "stopped" in cluster.log("peer2.city").splitlines()[-1]
+        assert any(line.startswith("event: block") for line in streamed)
+    finally:
+        if cluster.alive("peer2.city"):
+            cluster.kill("peer2.city", signal.SIGTERM)
+
+
+def _read_until_closed(cluster: PeerCluster, peer: str, user: User, path: str) -> list[str]:
+    import http.client
+
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", cluster.ports[peer], context=user.ssl_context, timeout=15
+    )
+    lines: list[str] = []
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        while line := response.readline():
+            lines.append(line.decode())
+    except OSError:
+        pass
+    finally:
+        connection.close()
+    return lines
 
 
 def test_a_hung_orderer_is_left_for_one_that_delivers(world: World) -> None:

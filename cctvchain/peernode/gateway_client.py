@@ -18,7 +18,6 @@ Failures are :class:`~cctvchain.node.errors.NodeClientError`\\ s with one-line m
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -350,8 +349,3 @@ async def evaluate(
     """One query through the peer at ``url`` (see :meth:`Gateway.evaluate`)."""
     async with Gateway(url, ssl_context, timeout=timeout) as gateway:
         return await gateway.evaluate(identity, contract, function, args)
-
-
-def run(coro: Any) -> Any:
-    """Run a gateway call from synchronous code (the CLI)."""
-    return asyncio.run(coro)
