@@ -41,7 +41,7 @@ from cctvchain.ledger.genesis import genesis_config
 from cctvchain.peer.channel import ChannelContext
 from cctvchain.peer.validator import BlockValidator
 from cctvchain.peernode.gateway_client import GatewayRefused, TransactionInvalid
-from cctvchain.tx.messages import SignedProposal
+from cctvchain.tx.messages import Envelope, SignedProposal, TransactionPayload
 
 CAMERA = "5859"
 OCTET = "application/octet-stream"
@@ -357,6 +357,37 @@ def test_forged_replayed_oversized_and_malformed_requests(world: World) -> None:
         expect(answer, 409, "replayed")
     expect(call("POST", "/api/v1/gateway/endorse", prepared.signed.encode()), 409, "DUPLICATE_TXID")
 
+    # Forged envelope (signature flipped): the orderer refuses it, its code passed through.
+    # An envelope without endorsements is ordered, and committed as invalid.
+    async def unendorsed() -> tuple[Any, Any]:
+        async with cluster.gateway(peer, world.po) as gw:
+            prepared = await gw.prepare(world.po.identity, "cctv", "RequestAccess", [CAMERA, "y"])
+        return prepared, prepared.envelope
+
+    prepared, envelope = asyncio.run(unendorsed())
+    signature = bytearray(envelope.signature)
+    signature[-1] ^= 0x01
+    forged_envelope = Envelope(envelope.payload, bytes(signature)).encode()
+    answer = call("POST", "/api/v1/gateway/submit", forged_envelope)
+    expect(answer, 403, "forbidden")
+    assert "signature" in answer.json()["message"]
+    stripped = TransactionPayload.decode(envelope.payload)
+    bare = TransactionPayload(stripped.proposal, stripped.response_payload, ()).encode()
+    bare_envelope = Envelope(bare, world.po.identity.key.sign(Domain.ENVELOPE, bare)).encode()
+    answer = call("POST", "/api/v1/gateway/submit", bare_envelope)
+    assert answer.status == 200, answer.body
+    status = answer.json()
+    assert (status["valid"], status["validation_code_name"]) == (
+        False,
+        "ENDORSEMENT_POLICY_FAILURE",
+    )
+    assert status["tx_id"] == prepared.tx_id
+    cluster.seen_height = max(cluster.seen_height, status["block"] + 1)
+    tx = cluster.get_json(peer, f"/api/v1/transactions/{prepared.tx_id}", world.po)
+    assert tx["validation_code_name"] == "ENDORSEMENT_POLICY_FAILURE"
+    # It took no effect: the historian has no entry for it.
+    expect(call("GET", f"/api/v1/history/{prepared.tx_id}"), 404, "UNKNOWN_TRANSACTION")
+
     # Still serving.
     assert cluster.alive(peer)
     assert cluster.request(peer, "GET", "/healthz", user=world.po).status == 200
@@ -484,8 +515,16 @@ def test_metrics_report_height_codes_latencies_and_raft(world: World) -> None:
 
 def test_endorsement_fails_over_and_a_killed_peer_catches_up_on_restart(world: World) -> None:
     cluster = world.cluster
-    cluster.kill("peer0.police")  # SIGKILL: no goodbye
     try:
+        cluster.kill("peer0.police")  # SIGKILL: no goodbye
+        cluster.kill("peer0.la")
+        # Only CityCCTV's peers are up: OutOf(2, ...) over organisations cannot be met.
+        error = refused(lambda: cluster.submit(world.po, "RequestAccess", CAMERA, "all down"))
+        assert (error.status, error.code) == (503, "endorsement_unavailable")
+        assert "peer0.police is unreachable" in error.message
+        assert "peer0.la is unreachable" in error.message
+        cluster.start("peer0.la")
+        cluster.wait_ready("peer0.la")
         results = [world.anchor(peer) for peer in ("peer0.city", "peer0.la", "peer1.city")]
         for result in results:
             assert result.validation_code_name == "VALID"
@@ -497,7 +536,10 @@ def test_endorsement_fails_over_and_a_killed_peer_catches_up_on_restart(world: W
         assert result.validation_code_name == "VALID"
         height, _ = cluster.wait_converged(("peer0.city", "peer1.city", "peer0.la"))
     finally:
-        cluster.start("peer0.police")
+        for name in ("peer0.la", "peer0.police"):
+            if not cluster.alive(name):
+                cluster.start(name)
+    cluster.wait_ready("peer0.la")
     cluster.wait_ready("peer0.police")
     assert cluster.wait_converged(RUNNING_PEERS)[0] >= height
     tx = cluster.get_json("peer0.police", f"/api/v1/transactions/{results[-1].tx_id}", world.po)
