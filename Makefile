@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck importlint unit clean venv
+.PHONY: test demo lint typecheck importlint unit clean venv cluster cluster-down
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ test: lint typecheck importlint unit
 
 demo: $(STAMP)
 	$(VENV)/bin/cctvchain demo
+
+# The default local network (configs/local.toml) as separate processes.
+cluster: $(STAMP)
+	$(VENV)/bin/cctvchain network up
+
+cluster-down: $(STAMP)
+	$(VENV)/bin/cctvchain network down
 
 clean:
 	rm -rf $(VENV) nodes/demo

@@ -3,6 +3,7 @@ participants, request and approve a camera, grant and check access, network down
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -193,8 +194,32 @@ def test_the_quickstart_works_from_the_command_line(network: Path) -> None:
     clerk = run(las, "camera", "show", "5859", check=False)
     assert clerk.returncode == 1 and "ACCESS_DENIED" in clerk.stderr
 
+    # The ledger, read through a peer of the caller's organisation.
+    added_json = run(
+        city_admin,
+        "participant",
+        "add",
+        "--id",
+        "3882",
+        "--role",
+        "CRS",
+        "--identity",
+        "crs",
+        "--name",
+        "Sam",
+        *person,
+        "--json",
+    )
+    tx_id = json.loads(added_json.stdout)["tx_id"]
+    info = json.loads(run(city_admin, "ledger", "info", "--json").stdout)
+    assert info["height"] >= 9 and len(info["head_hash"]) == 64
+    tx = json.loads(run(city_admin, "ledger", "tx", tx_id, "--json").stdout)
+    assert tx["validation_code_name"] == "VALID" and tx["block"] < info["height"] + 1
+    block = json.loads(run(city_admin, "ledger", "block", str(tx["block"]), "--json").stdout)
+    assert tx_id in json.dumps(block)
+
     status = cctvchain("network", "status", "--config", config)
-    assert "running" in status.stdout
+    assert "running" in status.stdout and "head " in status.stdout
 
 
 def test_commands_without_a_network_or_a_wallet_fail_clearly(network: Path, tmp_path: Path) -> None:

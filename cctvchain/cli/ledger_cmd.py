@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cctvchain.cli.errors import CliError
+from cctvchain.cli.session import add_session_options, open_session
 from cctvchain.codec import CodecError, decode_message
 from cctvchain.ledger.block import Block, MetadataSignature
 from cctvchain.ledger.config import ChannelConfig
@@ -38,18 +39,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--ledger", required=True, metavar="DIR", help="ledger directory (blocks/ and index/)"
     )
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    # info, block and tx also work against a running peer, as a wallet identity.
+    either = argparse.ArgumentParser(add_help=False)
+    either.add_argument(
+        "--ledger", metavar="DIR", help="a ledger directory (or ask a peer: --wallet …)"
+    )
+    add_session_options(either)
     cmds = parser.add_subparsers(dest="ledger_command", metavar="COMMAND")
     cmds.required = True
 
-    def command(name: str, help_text: str, func: Any) -> argparse.ArgumentParser:
-        p = cmds.add_parser(name, parents=[common], help=help_text, description=help_text)
+    def command(
+        name: str, help_text: str, func: Any, parent: argparse.ArgumentParser = common
+    ) -> argparse.ArgumentParser:
+        p = cmds.add_parser(name, parents=[parent], help=help_text, description=help_text)
         p.set_defaults(func=func)
         return p
 
-    command("info", "height, head hash and channel configuration", run_info)
-    p = command("block", "one block: header, transactions, validation codes, signers", run_block)
+    command("info", "height, head hash and channel configuration", run_info, either)
+    p = command(
+        "block", "one block: header, transactions, validation codes, signers", run_block, either
+    )
     p.add_argument("number", type=int, metavar="N", help="block number")
-    p = command("tx", "where a transaction is and how it was validated", run_tx)
+    p = command("tx", "where a transaction is and how it was validated", run_tx, either)
     p.add_argument("tx_id", metavar="ID", help="transaction id")
     p = command("history", "every committed write of a key, oldest first", run_history)
     p.add_argument("key", metavar="KEY")
@@ -125,7 +136,20 @@ def _value_text(value: bytes | None) -> str:
 # -- commands -----------------------------------------------------------------------------
 
 
+def _from_peer(args: argparse.Namespace, path: str) -> bool:
+    """Without --ledger: print what a peer answers for ``path`` (True if so)."""
+    if args.ledger is not None:
+        return False
+    if args.wallet is None:
+        raise CliError("give a ledger directory (--ledger DIR) or a wallet to ask a peer", 2)
+    answer = open_session(args).get(path)
+    _emit(args, answer, [f"{key}: {value}" for key, value in sorted(answer.items())])
+    return True
+
+
 def run_info(args: argparse.Namespace) -> int:
+    if _from_peer(args, "/api/v1/channel"):
+        return 0
     with _open(args) as ledger:
         height, head = ledger.height, ledger.head_hash
         config: ChannelConfig | None = ledger.channel_config() if height else None
@@ -150,6 +174,8 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_block(args: argparse.Namespace) -> int:
+    if _from_peer(args, f"/api/v1/blocks/{args.number}"):
+        return 0
     with _open(args) as ledger:
         block: Block = ledger.get_block(args.number)
     header = block.header
@@ -192,6 +218,8 @@ def run_block(args: argparse.Namespace) -> int:
 
 
 def run_tx(args: argparse.Namespace) -> int:
+    if _from_peer(args, f"/api/v1/transactions/{args.tx_id}"):
+        return 0
     with _open(args) as ledger:
         record = ledger.get_tx(args.tx_id)
     if record is None:

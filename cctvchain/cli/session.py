@@ -69,6 +69,10 @@ class Session:
         )
         return result.json()
 
+    def get(self, path: str) -> Any:
+        """A read of the peer's HTTP API (as this wallet's TLS identity)."""
+        return self._run(lambda gateway: gateway.request("GET", path))
+
     def _run(self, call: Callable[[Gateway], Awaitable[T]]) -> T:
         async def go() -> T:
             async with Gateway(self.peer_url, self.ssl_context) as gateway:

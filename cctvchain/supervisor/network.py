@@ -564,7 +564,8 @@ def _channel_summary(status: NodeStatus) -> str:
     channel = status.probe.channel if status.probe is not None else None
     if channel is None or "height" not in channel:
         return ""
-    return f"height {channel['height']}"
+    head = channel.get("head_hash")
+    return f"height {channel['height']}" + (f", head {head[:16]}" if isinstance(head, str) else "")
 
 
 def leader_of(statuses: Iterable[NodeStatus]) -> str | None:
