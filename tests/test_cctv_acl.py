@@ -301,6 +301,10 @@ def segment_of(c: Context) -> str:
     return b64(make_segment(c.camera, 0, 1_767_225_000_000))
 
 
+def gap_of(c: Context) -> tuple[str, ...]:
+    return (c.camera, "1767225000000", "1767225004000", "-1", "source lost")
+
+
 def new_camera_request(c: Context) -> tuple[str, ...]:
     return (json.dumps({"id": c.camera, "ipAddress": "10.9.9.9", "location": "L", "model": "M"}),)
 
@@ -444,6 +448,16 @@ TABLE: dict[str, RuleCase] = {
         refused=(
             lambda w, c: (c.other(), "AnchorSegment", (segment_of(c),)),
             lambda w, c: (w.crm_n, "AnchorSegment", (segment_of(c),)),
+        ),
+        code="WRONG_IDENTITY",
+    ),
+    "CameraReportsItsOwnGaps": RuleCase(
+        two_cameras,
+        allowed=lambda w, c: (c.own(), "ReportGap", gap_of(c)),
+        # As for anchors: only the camera's own identity, checked before the ACL.
+        refused=(
+            lambda w, c: (c.other(), "ReportGap", gap_of(c)),
+            lambda w, c: (w.crm_n, "ReportGap", gap_of(c)),
         ),
         code="WRONG_IDENTITY",
     ),
