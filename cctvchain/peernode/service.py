@@ -1,7 +1,8 @@
 """The peer node's HTTPS service (``SERVICES["peer"]``): every route, over mutual TLS.
 
 See :mod:`cctvchain.peernode.core` (ledger, deliver, commit), :mod:`.gateway` (endorse,
-submit, evaluate) and :mod:`.api` (reads, events, metrics). The OpenAPI document
+submit, evaluate), :mod:`.api` (reads, events, metrics) and :mod:`.records` (the
+off-chain frame records and reported gaps). The OpenAPI document
 ``cctvchain/api/openapi.yaml`` describes every route and is served at
 ``GET /api/v1/openapi.yaml``.
 """
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from cctvchain.ingest.records import MAX_RECORDS_BYTES
 from cctvchain.node.auth import mtls_auth
 from cctvchain.node.http import make_app, readiness
 from cctvchain.node.runtime import NodeContext, NodeService
 from cctvchain.peernode.api import ReadApi
 from cctvchain.peernode.core import PeerCore
 from cctvchain.peernode.gateway import MAX_PROPOSAL_BYTES, Gateway
+from cctvchain.peernode.records import mount_records
 
 API = "/api/v1"
 BODY_SLACK = 64 * 1024
@@ -23,7 +26,10 @@ BODY_SLACK = 64 * 1024
 
 def build_app(core: PeerCore) -> web.Application:
     context = core.context
-    max_body = max(core.channel.config.batch.absolute_max_bytes, MAX_PROPOSAL_BYTES) + BODY_SLACK
+    max_body = (
+        max(core.channel.config.batch.absolute_max_bytes, MAX_PROPOSAL_BYTES, MAX_RECORDS_BYTES)
+        + BODY_SLACK
+    )
     app = make_app(
         context.name,
         "peer",
@@ -55,6 +61,7 @@ def build_app(core: PeerCore) -> web.Application:
     router.add_get(f"{API}/events", api.events)
     router.add_get(f"{API}/openapi.yaml", api.openapi)
     router.add_get("/metrics", api.metrics)
+    mount_records(app, core, API)
     app.on_startup.append(core.start)
     app.on_shutdown.append(core.shutdown)
     app.on_cleanup.append(core.cleanup)
