@@ -20,7 +20,15 @@ EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cctvchain.cli import app_cmd, ca_cmd, demo_cmd, ledger_cmd, network_cmd, node_cmd
+    from cctvchain.cli import (
+        app_cmd,
+        ca_cmd,
+        demo_cmd,
+        ingest_cmd,
+        ledger_cmd,
+        network_cmd,
+        node_cmd,
+    )
 
     parser = argparse.ArgumentParser(
         prog="cctvchain",
@@ -29,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cctvchain {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (network_cmd, node_cmd, ca_cmd, app_cmd, ledger_cmd, demo_cmd):
+    for module in (network_cmd, node_cmd, ca_cmd, app_cmd, ingest_cmd, ledger_cmd, demo_cmd):
         module.add_parser(sub)
     return parser
 
