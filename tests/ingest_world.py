@@ -32,14 +32,20 @@ from peer_cluster import (
     make_cluster,
     person,
 )
+from rtsp_camera import SERVER_SCRIPT, SYSTEM_PYTHON, _wait_ready, ffmpeg_output
 
 from cctvchain.chaincode.cctv.model import Segment
-from cctvchain.ingest.fingerprint import FrameRecord
+from cctvchain.ingest.fingerprint import (
+    FrameRecord,
+    frame_digest,
+    raw_frame_size,
+    split_raw_frame,
+)
 from cctvchain.ingest.records import verified_records
 from cctvchain.network.material import enroll_identity
 
 REPO = Path(__file__).resolve().parent.parent
-CAMERAS = ("5859", "5860")
+CAMERAS = ("5859", "5860", "5861")
 
 
 @dataclass
@@ -47,6 +53,7 @@ class IngestWorld:
     cluster: PeerCluster
     crm: User
     po: User  # granted access to every camera
+    po2: User  # a police officer without access
     wallets: dict[str, Path]  # camera id -> its enrolled camera wallet
 
     def ingest_args(
@@ -125,6 +132,7 @@ def ingest_world(directory: Path) -> Iterator[IngestWorld]:
         crm = cluster.enroll("CityCCTV", "crm", role="CRM")
         operator = cluster.enroll("CityCCTV", "operator", role="Operator")
         po = cluster.enroll("Police", "po", role="PO")
+        po2 = cluster.enroll("Police", "po2", role="PO")
         steps: list[tuple[User, str, tuple[str, ...], str]] = [
             (city, "AddParticipant", (person("3881", "CRM", "crm", "CR-North"),), "peer0.city"),
             (
@@ -134,6 +142,7 @@ def ingest_world(directory: Path) -> Iterator[IngestWorld]:
                 "peer0.city",
             ),
             (police, "AddParticipant", (person("P-77", "PO", "po"),), "peer0.police"),
+            (police, "AddParticipant", (person("P-78", "PO", "po2"),), "peer0.police"),
         ]
         wallets: dict[str, Path] = {}
         for camera in CAMERAS:
@@ -158,7 +167,7 @@ def ingest_world(directory: Path) -> Iterator[IngestWorld]:
             result = cluster.submit(user, function, *args, peer=peer)
             assert result.validation_code_name == "VALID", (function, result)
         cluster.wait_converged(RUNNING_PEERS)
-        yield IngestWorld(cluster, crm, po, wallets)
+        yield IngestWorld(cluster, crm, po, po2, wallets)
     finally:
         cluster.stop_all()
 
@@ -176,3 +185,30 @@ def wait_for(condition: Any, timeout: float, what: str, step: float = 0.5) -> An
 def start_ingest(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     handle = log.open("ab")
     return subprocess.Popen(args, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT)
+
+
+def serve_rtsp(clip: Path, port: int) -> tuple[subprocess.Popen[str], str]:
+    """Debian's GStreamer RTSP server looping ``clip`` on a fixed port (so that it can be
+    killed and started again at the same URL)."""
+    process = subprocess.Popen(
+        [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--clip", str(clip), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return process, _wait_ready(process, timeout=30.0)
+
+
+def ffmpeg_digests(path: Path, width: int, height: int) -> list[bytes]:
+    """Exact fingerprints of a recording's frames from Debian ffmpeg's own decode."""
+    raw = ffmpeg_output(
+        *("-i", str(path), "-fps_mode", "passthrough"),
+        *("-f", "rawvideo", "-pix_fmt", "yuv420p", "-"),
+        timeout=300,
+    )
+    size = raw_frame_size("yuv420p", width, height)
+    assert raw and len(raw) % size == 0
+    return [
+        frame_digest(split_raw_frame("yuv420p", width, height, raw[i : i + size]))
+        for i in range(0, len(raw), size)
+    ]

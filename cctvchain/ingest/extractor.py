@@ -402,17 +402,15 @@ class Extractor:
             self._notify_all()
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # Errors were handled by _until_done; here the tasks only need to end.
+            await asyncio.gather(*tasks, return_exceptions=True)
             if capture is not None:
                 await asyncio.to_thread(capture.join)
             await chain.close()
             self._refresh_metrics()
             self._write_metrics()
             log.info("%s", self.metrics.line())
-        if self._fatal is None:
-            mark.unlink(missing_ok=True)
+        mark.unlink(missing_ok=True)  # left behind only by a crash or a kill
         return self._result()
 
     def _result(self) -> ExtractorResult:
