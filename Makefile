@@ -45,3 +45,4 @@ clean:
 .PHONY: bench
 bench: $(STAMP)
 	$(VENV)/bin/python scripts/bench_commit.py
+	$(VENV)/bin/python scripts/bench_ingest.py

@@ -300,7 +300,7 @@ class ChainClient:
 
 
 class Extractor:
-    def __init__(self, settings: ExtractorSettings, network: NetworkSettings) -> None:
+    def __init__(self, settings: ExtractorSettings, network: NetworkSettings | None) -> None:
         if settings.segment_ms <= 0:
             raise ExtractorError("segments last a positive number of seconds")
         if settings.record_copies < 1:
@@ -328,7 +328,7 @@ class Extractor:
         self._had_frames = False  # in the current source session
         self._sessions = 0  # source sessions that delivered frames
         self._record_orgs: dict[str, str] = {
-            p.url: p.msp_id for p in network.record_peers if p.msp_id is not None
+            p.url: p.msp_id for p in (network.record_peers if network else ()) if p.msp_id
         }
 
     # -- control ---------------------------------------------------------------------------
@@ -369,16 +369,19 @@ class Extractor:
     # -- run -------------------------------------------------------------------------------
 
     async def run(self) -> ExtractorResult:
+        if self.network is None:
+            raise ExtractorError("no network to anchor to (see capture_only)")
+        network = self.network
         self._loop = asyncio.get_running_loop()
         settings = self.settings
         mark = settings.spool_dir / RUNNING_MARK
         unclean = mark.exists()
         mark.write_text(str(os.getpid()))
-        chain = ChainClient(self.network)
+        chain = ChainClient(network)
         tasks: list[asyncio.Task[None]] = []
         capture: threading.Thread | None = None
         try:
-            async with RecordsClient(self.network.ssl_context) as records:
+            async with RecordsClient(network.ssl_context) as records:
                 head = await self._resume(chain)
                 if head is not None and not self._stopping.is_set():
                     self._gap_reason = (
@@ -579,6 +582,26 @@ class Extractor:
         return spool_head
 
     # -- capture (thread) ------------------------------------------------------------------
+
+    def capture_only(self) -> Metrics:
+        """Run the capture pipeline in this thread with no network: decode, exact digests,
+        sampling and perceptual fingerprints, segments and durable spool writes, exactly
+        as :meth:`run` does, continuing the spool's chain (benchmarks and tools)."""
+        head = self.spool.head()
+        self._segmenter = Segmenter(
+            self.settings.camera_id,
+            self.settings.policy,
+            segment_ms=self.settings.segment_ms,
+            sequence=0 if head is None else head.sequence + 1,
+            previous_hash=GENESIS_HASH if head is None else head.segment_hash,
+            last_capture_ms=None if head is None else head.capture_end_ms,
+        )
+        self._last_capture = None if head is None else head.capture_end_ms
+        self._capture_main()
+        if self._fatal is not None:
+            raise ExtractorError(self._fatal)
+        self._refresh_metrics()
+        return self.metrics
 
     def _capture_main(self) -> None:
         try:
@@ -918,7 +941,7 @@ class Extractor:
     async def _upload(self, records: RecordsClient, sealed: SealedSegment) -> None:
         """Until peers of ``record_copies`` organisations hold the segment's records."""
         sequence = sealed.sequence
-        peers = self.network.record_peers
+        peers = self.network.record_peers if self.network is not None else ()
         if not peers:
             return
         body = await asyncio.to_thread(upload_body, sealed)
