@@ -42,7 +42,15 @@ cluster-down: $(STAMP)
 clean:
 	rm -rf $(VENV) nodes/demo
 
+# Benchmarks (not part of `make test`): each writes --json $(BENCH_OUT)/<name>.json, then
+# bench_report.py writes BENCHMARKS.md from them (and runs any scripts/bench_*.py it knows
+# whose JSON is missing).
+BENCH_OUT := nodes/bench
+
 .PHONY: bench
 bench: $(STAMP)
-	$(VENV)/bin/python scripts/bench_commit.py
-	$(VENV)/bin/python scripts/bench_ingest.py
+	rm -rf $(BENCH_OUT) && mkdir -p $(BENCH_OUT) && touch $(BENCH_OUT)/.started
+	$(VENV)/bin/python scripts/bench_commit.py --json $(BENCH_OUT)/commit.json
+	$(VENV)/bin/python scripts/bench_ingest.py --json $(BENCH_OUT)/ingest.json
+	$(VENV)/bin/python scripts/bench_cluster.py --json $(BENCH_OUT)/cluster.json
+	$(VENV)/bin/python scripts/bench_report.py --results $(BENCH_OUT) --out BENCHMARKS.md
