@@ -426,3 +426,33 @@ def test_peers_store_only_the_anchored_records_of_the_camera_and_serve_them_with
     assert cluster.request(
         "peer0.la", "GET", f"/api/v1/cameras/{camera}/gaps", user=world.po2
     ).code == ("ACCESS_DENIED")
+
+
+def test_a_new_spool_continues_the_ledger_chain_and_a_stale_one_is_refused(
+    world: IngestWorld, tmp_path: Path
+) -> None:
+    camera = "5861"
+    before = len(world.anchors(camera))
+    clip = make_clip(tmp_path / "clip.mp4", seconds=2.0)
+
+    def ingest(spool: str) -> subprocess.CompletedProcess[str]:
+        args = world.ingest_args(camera, str(clip), tmp_path / spool, "--segment-seconds", "1")
+        return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    first = ingest("a")
+    assert first.returncode == 0, first.stderr[-3000:]
+    middle = len(world.anchors(camera))
+    assert middle >= before + 2
+    second = ingest("b")  # a new spool: continues where the ledger's chain stands
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"continues its chain after segment {middle - 1}" in second.stderr
+    assert "gap: no frames from" in second.stderr  # the time between the two runs
+    anchors = world.anchors(camera)
+    assert len(anchors) >= middle + 2
+    check_chain(anchors)
+    anchored_once(world, camera, anchors)
+    stale = ingest("a")  # its chain ends where b's began: another extractor went on
+    assert stale.returncode == 1
+    last = stale.stderr.strip().splitlines()[-1]
+    assert "another extractor anchors this camera" in last and "Traceback" not in stale.stderr
+    assert len(world.anchors(camera)) == len(anchors)

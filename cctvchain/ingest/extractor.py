@@ -413,7 +413,7 @@ class Extractor:
             self._refresh_metrics()
             self._write_metrics()
             log.info("%s", self.metrics.line())
-        mark.unlink(missing_ok=True)  # left behind only by a crash or a kill
+            mark.unlink(missing_ok=True)  # left behind only by a crash or a kill
         return self._result()
 
     def _result(self) -> ExtractorResult:
