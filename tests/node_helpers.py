@@ -7,6 +7,7 @@ import asyncio
 import http.client
 import json
 import os
+import random
 import signal
 import socket
 import ssl
@@ -38,16 +39,34 @@ PYTHON = sys.executable
 CLOCK_OFFSET_ENV = "CCTVCHAIN_TEST_CLOCK_OFFSET_S"
 
 
+# Listening ports are drawn below the kernel's ephemeral range (32768-60999 here): a port
+# the kernel hands out for port 0 may be given to some outgoing connection's local end a
+# moment later, before the node that was meant to listen on it starts. Each xdist worker
+# draws from its own band so that parallel clusters never pick the same port.
+_PORT_BAND = 1200
+_PORT_BASE = 20000
+
+
 def free_ports(count: int) -> list[int]:
-    """Distinct loopback ports that were free a moment ago (held together, then freed)."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    """Distinct loopback ports, free when drawn, from this test worker's own band."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    low = _PORT_BASE + (index % 10) * _PORT_BAND
+    rng = random.Random()
+    chosen: list[int] = []
+    for _ in range(_PORT_BAND * 4):
+        if len(chosen) == count:
+            return chosen
+        port = rng.randrange(low, low + _PORT_BAND)
+        if port in chosen:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        chosen.append(port)
+    raise RuntimeError(f"no {count} free ports in {low}..{low + _PORT_BAND}")
 
 
 def network_toml(ports: Mapping[str, int], nodes_dir: str = "nodes") -> str:
