@@ -685,6 +685,7 @@ class Extractor:
         shift = 0  # files: moves capture times past the chain's last frame
         paced_from: tuple[float, int] | None = None
         last_pts: int | None = None
+        session_frames = 0
         try:
             for frame in source.frames():
                 if self._stopping.is_set():
@@ -739,13 +740,20 @@ class Extractor:
                     if self._gap_reason is not None:
                         if step > threshold:
                             self._record_gap(self._last_capture, capture, self._gap_reason)
-                    elif last_pts is not None and frame.pts_ms - last_pts > jump:
+                    elif (
+                        last_pts is not None
+                        and session_frames > 1
+                        and frame.pts_ms - last_pts > jump
+                    ):
+                        # (Not after a session's first frame: an RTSP server may hand a
+                        # joining client its last keyframe before the live frames.)
                         self._seal()
                         self._record_gap(
                             self._last_capture, capture, "the stream's timestamps jumped"
                         )
                 self._gap_reason = None
                 last_pts = frame.pts_ms
+                session_frames += 1
                 self._fingerprint(frame, capture)
         except MediaError as exc:
             return str(exc)
