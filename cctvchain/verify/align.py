@@ -1,0 +1,1555 @@
+"""Align a clip's frames to a camera's anchored frames and classify every frame (pure).
+
+Inputs
+------
+* the clip's frames in presentation order (:class:`ClipFrame`): index, pts in ms, the
+  exact digest and — for every frame whose digest is not anchored, and for its two
+  neighbours — the perceptual fingerprint (64-bit DCT hash, full 256-byte tile
+  signature; see :mod:`cctvchain.ingest.perceptual`);
+* the anchored frames of the covering segments in capture order (:class:`AnchoredFrame`,
+  from the verified frame records: :func:`anchored_frames`): capture time, digest, and
+  the full perceptual fingerprint for the sampled ones (normal policy: 1 frame/s).
+
+Output
+------
+An :class:`Alignment`: per clip frame a status (``EXACT``, ``PERCEPTUAL``, ``ALTERED``,
+``INSERTED``, ``DUPLICATED``, ``REORDERED`` or ``UNANCHORED``) with the anchored frame it
+shows or whose time slot it occupies; the anomalies (``ALTERED``, ``MISSING``,
+``INSERTED``, ``REORDERED``, ``DUPLICATED``) with clip time range and anchored capture
+time range; the coverage; the verdict.
+
+Notation: clip frame ``i`` has pts ``q_i``; anchored frame ``j`` has capture time ``t_j``;
+``δa`` is the median capture interval of the anchored frames, ``δc`` the median pts
+interval of the clip, ``δ = max(δa, δc)``. An *offset* ``o`` maps clip time to capture
+time: ``τ = q + o``.
+
+The algorithm
+-------------
+1. **Exact points.** An index anchored digest → positions gives, for each clip frame,
+   the anchored frames with the same digest. A unique candidate is a point ``(i, j)``
+   with offset ``t_j - q_i``. Several candidates (bit-identical anchored frames, e.g. a
+   perfectly still scene) are resolved, in clip order, to the candidate whose offset is
+   closest to that of the nearest resolved exact point before (else after) it.
+2. **Perceptual points.** For each *sampled* anchored frame ``j`` that no clip frame
+   matches exactly, every non-exact clip frame with a fingerprint is compared by the
+   Hamming distance of the DCT hashes (vectorised). The clip frames within
+   ``SAME_CONTENT_MAX_HAMMING`` (12) form *occurrences*: runs of such frames at most two
+   frames apart. Each occurrence gives one point, at its smallest distance; of several
+   occurrences only those within 2 bits of the best one count (a frame shown again
+   matches as well as its first showing, a neighbour across a splice clearly worse). An
+   occurrence longer than ``ambiguous_ms`` (2 s), or more than ``max_occurrences`` (8)
+   occurrences, means the content is too still or repetitive to place that frame in
+   time: it gives no point. Per clip frame only the points at the smallest distance
+   are kept.
+3. **Pieces.** Points are walked in clip order and grouped into *pieces*: maximal runs
+   of points explained by one offset, with capture time strictly increasing. An exact
+   point joins the current piece if its offset is within ``δ/2`` of the previous exact
+   point's (tolerating timestamp jitter that drifts slowly); any other point if its
+   offset is within ``2.5 δ`` of the piece's reference offset (the median of its exact
+   offsets, else of all its offsets — the fuzziness of a perceptual match in moving
+   content). Otherwise the point opens a new piece — unless it is a *weak* perceptual
+   match (Hamming ≥ 9, beyond what a re-encode alone produced in calibration, worst 8):
+   a sampled frame whose own frame was cut or replaced still weakly matches a frame a
+   few positions away, so a weak match may extend a piece but not open one (except the
+   first).
+4. **Cleaning.** A piece of at most two perceptual points (no exact one) is a false
+   match, and dropped, when (a) it is an adjacent piece's continuation seen through a
+   *neighbour match* — a sampled frame matching a frame a few positions away (slow
+   content, its own frame cut or replaced, or it lies just past the clip's end): the
+   neighbour has more support (Σ (13 - hamming)² over its points), the offsets differ
+   by at most 4 frames (or, under the neighbour's offset, the piece's sampled frames
+   lie outside the clip altogether), no content cut (step 5) separates the two, and
+   the neighbour's offset contradicts no sampled frame that the piece's frames land on;
+   or (b) it lies between two pieces that agree with each other and, for each of its
+   points ``(i, j)``, the clip frame at ``t_j - o`` under their offset ``o`` also shows
+   ``j`` (Hamming ≤ 12; its points move there). Adjacent pieces that agree (offsets
+   within tolerance, capture time increasing) are merged. With no point at all but
+   *ambiguous* occurrences (the content matches but is too still to place), one piece
+   is placed by timestamps: the clip's pts taken as the stream's pts when they fall in
+   the anchored pts range, else the clip's start at the first anchored frame (noted as
+   low-confidence placement).
+5. **Boundaries.** A piece spans the clip frames from its first to its last point. The
+   frames between two pieces, before the first and after the last, are assigned by the
+   clip's own content: a *cut* between consecutive clip frames is a Hamming distance
+   ≥ ``cut_hamming`` (22) or ≥ ``cut_tiles`` (32) of the 64 tiles moving more than the
+   tile threshold (14). Between two pieces, frames up to the first cut extend the
+   earlier piece, frames after the last cut the later one, and frames between the first
+   and the last cut are orphans. Without a cut the split point is the one that best
+   agrees with the sampled anchored frames the gap frames land on (+1 for each that
+   matches, -1 for each that does not), ties broken towards the middle. Before the
+   first piece, frames up to the last cut are orphans; after the last, frames after
+   the first cut.
+6. **Order.** Each piece has a capture range (exact frames: ``t_j``; others ``q + o``).
+   The heaviest chain of pieces (weight = frames) whose capture ranges increase in clip
+   order is *in order*. A piece off that chain whose capture range overlaps a piece of
+   the chain shows frames again: ``DUPLICATED``. Any other piece off the chain is
+   ``REORDERED``, and so is every piece of the chain that it is inverted with (clip
+   order and capture order disagree) — so a swap of two pieces marks both.
+7. **Frames.** An exact point is ``EXACT`` (or its piece's ``REORDERED``/``DUPLICATED``).
+   Another frame of a piece lands at ``τ = q + o``, in the time slot of the nearest
+   anchored frame ``j*`` (within ``δa/2`` + 2 ms; no anchored frame there:
+   ``UNANCHORED`` — outside every anchored segment, not verified, not an anomaly). Its
+   content is judged:
+
+   * ``j*`` sampled: compare the fingerprints. Same content (Hamming ≤ 12, no tile
+     beyond 14) → matches; Hamming ≤ 12 with tiles beyond 14 → ``ALTERED`` on those
+     tiles; Hamming > 12 → *mismatch* (not that frame at all).
+   * ``j*`` not sampled (no anchored perceptual fingerprint exists): the frame is judged
+     by its neighbours in the clip. A *transient* local change — tiles that differ from
+     both the previous and the next clip frame by more than 14 and by more than twice
+     what those two differ from each other — is ``ALTERED`` on those tiles; otherwise
+     the frame matches by continuity with its piece.
+
+   **Decode-exact context.** A maximal stretch of non-exact frames with exact frames of
+   the same piece on both sides sits in a bit-exact copy: if some of its frames show a
+   change (altered, mismatch, frozen), those are the anomaly and the others are
+   re-encoded (``PERCEPTUAL``); if none does, the whole stretch is ``ALTERED``
+   ("not bit-exact where the rest of the copy is").
+
+   **Frozen runs.** A run of at least ``max(5, 2⌈δa/δc⌉ + 1)`` consecutive clip frames
+   whose fingerprints stay within Hamming 2 and tile distance 4 of the run's first frame
+   is a held frame when the camera's content moved meanwhile: a sampled anchored frame
+   inside the run's slots that is not the same content as the held frame, or an exit
+   *jump* (the frame after the run differs by changed tiles, by more than 3 times the
+   clip's motion over the next five frames). Its frames after the first are
+   ``DUPLICATED`` (of the first one's slot).
+
+   A mismatch that is not frozen is ``INSERTED`` in place. Orphans are ``INSERTED``.
+8. **Missing.** An anchored frame is covered by the clip frame that matches it exactly
+   or occupies its slot. Between the first and last covered anchored frames, a run of
+   uncovered ones between covered ``a`` and ``b`` is ``MISSING`` when ``t_b - t_a``
+   exceeds what the clip's frame spacing explains — ``1.5 δa`` when the clip has the
+   camera's frame rate (one dropped frame is found), ``δc + δa`` when it was converted
+   to another rate (its frames land on anchored slots only to within half an interval at
+   each end) — unless the clip frames
+   between the two covering frames are in-place replacements (``INSERTED`` or
+   ``DUPLICATED``, at least half as many as the run needs), which are reported as such;
+   or the run is no longer than ``2.5 δ`` next to a frame placed perceptually (that is
+   the placement accuracy of a perceptual match; the perceptual tier's offset is the
+   median of its points' offsets weighted by ``(13 - hamming)²``).
+9. **Anomalies** group consecutive frames of one status (``MISSING``: each run). Clip
+   ranges are the pts of the first and last frame involved (inclusive instants; for
+   ``MISSING`` the two clip frames around the gap); capture ranges the capture times of
+   the anchored frames shown or replaced (``INSERTED`` with no slot: the capture times
+   of the verified frames around it).
+10. **Verdict.** No clip frame or no anchored frame: ``UNVERIFIABLE``. No point and
+    nothing ambiguous — nothing in the clip matches any anchored frame of the camera:
+    ``UNVERIFIABLE`` ("not a recording of this camera in this range, or altered
+    throughout"), never ``TAMPERED``: no anchored recording can be shown to be the one
+    that was altered. A clip matched only perceptually whose every matching sampled
+    frame is nearly flat (no texture) is ``UNVERIFIABLE`` as well. Otherwise: any
+    anomaly → ``TAMPERED``; every verified frame exact → ``AUTHENTIC``; else
+    ``AUTHENTIC_REENCODED``. ``UNANCHORED`` frames lower the clip coverage (stated) but
+    are not anomalies.
+
+Limits (stated in the report): at 1 sampled frame/s a re-encoded copy is compared
+directly only on sampled frames; other frames are judged by continuity, so an edit of a
+non-sampled frame is found only as a transient change, and a piece shorter than the
+sampling interval that was moved or replaced may be reported as ``INSERTED`` rather
+than ``REORDERED``. In a decode-exact copy every frame is checked bit for bit.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import itertools
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from cctvchain.chaincode.cctv.model import Segment
+from cctvchain.ingest import perceptual as P
+from cctvchain.ingest.fingerprint import FrameRecord
+
+GRID_TILES = P.GRID * P.GRID
+
+
+class FrameStatus(enum.StrEnum):
+    EXACT = "EXACT"
+    PERCEPTUAL = "PERCEPTUAL"
+    ALTERED = "ALTERED"
+    INSERTED = "INSERTED"
+    DUPLICATED = "DUPLICATED"
+    REORDERED = "REORDERED"
+    UNANCHORED = "UNANCHORED"
+
+
+class AnomalyKind(enum.StrEnum):
+    ALTERED = "ALTERED"
+    MISSING = "MISSING"
+    INSERTED = "INSERTED"
+    REORDERED = "REORDERED"
+    DUPLICATED = "DUPLICATED"
+
+
+class Verdict(enum.StrEnum):
+    AUTHENTIC = "AUTHENTIC"
+    AUTHENTIC_REENCODED = "AUTHENTIC_REENCODED"
+    TAMPERED = "TAMPERED"
+    UNVERIFIABLE = "UNVERIFIABLE"
+
+
+# Statuses of clip frames that are placed on an anchored frame (content or slot).
+PLACED = frozenset(
+    {
+        FrameStatus.EXACT,
+        FrameStatus.PERCEPTUAL,
+        FrameStatus.ALTERED,
+        FrameStatus.DUPLICATED,
+        FrameStatus.REORDERED,
+    }
+)
+
+
+@dataclass(frozen=True)
+class AlignParams:
+    """Thresholds of the alignment (module docstring)."""
+
+    same_hamming: int = P.SAME_CONTENT_MAX_HAMMING
+    tile_changed: float = P.TILE_CHANGED
+    cut_hamming: int = 22
+    cut_tiles: int = 32
+    frozen_hamming: int = 2
+    frozen_tile: float = 4.0
+    frozen_min_frames: int = 5
+    jump_factor: float = 3.0
+    ambiguous_ms: int = 2000
+    max_occurrences: int = 8
+    occurrence_slack: int = 2
+    weak_hamming: int = 9
+    flat_std: float = 2.0
+    flat_range: float = 16.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClipFrame:
+    """One decoded frame of the clip."""
+
+    index: int
+    pts_ms: int
+    digest: bytes
+    dct_hash: bytes | None = None
+    tiles: bytes | None = None  # full tile signature (256 bytes)
+
+    @property
+    def has_perceptual(self) -> bool:
+        return self.dct_hash is not None and self.tiles is not None
+
+
+@dataclass(frozen=True, slots=True)
+class AnchoredFrame:
+    """One anchored frame record (its segment's sequence and its index in it)."""
+
+    segment: int
+    index: int
+    pts_ms: int
+    capture_time_ms: int
+    digest: bytes
+    dct_hash: bytes | None = None
+    tiles: bytes | None = None
+
+    @property
+    def sampled(self) -> bool:
+        return self.dct_hash is not None and self.tiles is not None
+
+
+def anchored_frames(
+    segments: Iterable[tuple[Segment, Sequence[FrameRecord]]],
+) -> list[AnchoredFrame]:
+    """The anchored frames of verified segments, in capture order."""
+    out: list[AnchoredFrame] = []
+    for segment, records in segments:
+        for r in records:
+            p = r.perceptual
+            out.append(
+                AnchoredFrame(
+                    segment.sequence,
+                    r.index,
+                    r.pts_ms,
+                    r.capture_time_ms,
+                    r.digest,
+                    p.dct_hash if p is not None else None,
+                    p.tiles if p is not None else None,
+                )
+            )
+    out.sort(key=lambda a: (a.capture_time_ms, a.segment, a.index))
+    return out
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What one clip frame is."""
+
+    clip_index: int
+    pts_ms: int
+    status: FrameStatus
+    anchored: int | None  # position in the anchored list: the frame shown, or the slot
+    capture_time_ms: int | None
+    exact: bool
+    hamming: int | None = None  # against the anchored (or neighbour) fingerprint used
+    changed_tiles: tuple[tuple[int, int], ...] = ()
+    tile_distances: tuple[float, ...] = ()  # 64 values, row by row, for ALTERED frames
+    reference: str = ""  # what an ALTERED frame was compared with
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    kind: AnomalyKind
+    clip_start_ms: int
+    clip_end_ms: int
+    capture_start_ms: int | None
+    capture_end_ms: int | None
+    first_frame: int | None  # clip frame indices (inclusive); MISSING: the frames around
+    last_frame: int | None
+    frames: int  # clip frames involved; MISSING: anchored frames missing
+    anchored_first: tuple[int, int] | None = None  # (segment, index)
+    anchored_last: tuple[int, int] | None = None
+    tiles: tuple[tuple[int, int], ...] = ()
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Coverage:
+    capture_start_ms: int | None
+    capture_end_ms: int | None
+    clip_frames: int
+    clip_frames_verified: int
+    anchored_frames: int  # supplied
+    anchored_start_ms: int | None
+    anchored_end_ms: int | None
+    anchored_in_span: int  # anchored frames within [capture_start, capture_end]
+    anchored_covered: int
+    unanchored_clip_ranges_ms: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def clip_fraction(self) -> float:
+        return self.clip_frames_verified / self.clip_frames if self.clip_frames else 0.0
+
+    @property
+    def span_fraction(self) -> float:
+        return self.anchored_covered / self.anchored_in_span if self.anchored_in_span else 0.0
+
+    @property
+    def fraction(self) -> float:
+        """The share of the supplied anchored frames (the covering segments) covered."""
+        return self.anchored_covered / self.anchored_frames if self.anchored_frames else 0.0
+
+
+@dataclass(frozen=True)
+class PieceInfo:
+    """One piece of the alignment (for reports and debugging)."""
+
+    first_frame: int
+    last_frame: int
+    offset_ms: int
+    capture_start_ms: int
+    capture_end_ms: int
+    order: str  # IN_ORDER | REORDERED | DUPLICATED
+    exact_points: int
+    perceptual_points: int
+    by_timestamps: bool
+
+
+@dataclass(frozen=True)
+class Alignment:
+    verdict: Verdict
+    reason: str
+    frames: tuple[FrameResult, ...]
+    anomalies: tuple[Anomaly, ...]
+    coverage: Coverage
+    missing_frames: int
+    pieces: tuple[PieceInfo, ...] = ()
+    notes: tuple[str, ...] = ()
+    frame_interval_ms: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        """Clip frames by status, plus ``MISSING`` anchored frames."""
+        out = {status.value: 0 for status in FrameStatus}
+        for f in self.frames:
+            out[f.status.value] += 1
+        out["MISSING"] = self.missing_frames
+        return out
+
+
+# -- internals ---------------------------------------------------------------------------
+
+_IN_ORDER, _REORDERED, _DUPLICATED = "IN_ORDER", "REORDERED", "DUPLICATED"
+
+
+@dataclass(slots=True)
+class _Point:
+    i: int
+    j: int
+    exact: bool
+    hamming: int
+    offset: int
+
+
+@dataclass
+class _Piece:
+    points: list[_Point]
+    first: int = 0
+    last: int = 0
+    label: str = _IN_ORDER
+    by_timestamps: bool = False
+    fixed_offset: int | None = None
+    frames: list[int] = field(default_factory=list)
+    cap_start: int = 0
+    cap_end: int = 0
+    _ref: int | None = None
+
+    def add(self, p: _Point) -> None:
+        self.points.append(p)
+        self._ref = None
+
+    def support(self) -> int:
+        """How strongly the points hold the piece: Σ (13 - hamming)², exact points 13²."""
+        return sum((P.SAME_CONTENT_MAX_HAMMING + 1 - p.hamming) ** 2 for p in self.points)
+
+    @property
+    def has_exact(self) -> bool:
+        return any(p.exact for p in self.points)
+
+    def ref_offset(self) -> int:
+        if self.fixed_offset is not None:
+            return self.fixed_offset
+        if self._ref is None:
+            exact = [p.offset for p in self.points if p.exact]
+            if exact:
+                self._ref = int(statistics.median_low(exact))
+            else:
+                self._ref = _weighted_median(
+                    [
+                        (p.offset, (P.SAME_CONTENT_MAX_HAMMING + 1 - p.hamming) ** 2)
+                        for p in self.points
+                    ]
+                )
+        return self._ref
+
+
+@dataclass(frozen=True, slots=True)
+class _Judgement:
+    kind: str  # "ok" | "altered" | "mismatch" | "unknown"
+    hamming: int | None = None
+    changed: tuple[tuple[int, int], ...] = ()
+    distances: tuple[float, ...] = ()
+    reference: str = ""
+
+
+def _weighted_median(values: list[tuple[int, int]]) -> int:
+    """The lower weighted median of (value, weight) pairs (weights > 0)."""
+    ordered = sorted(values)
+    total = sum(max(w, 1) for _, w in ordered)
+    running = 0
+    for value, weight in ordered:
+        running += max(weight, 1)
+        if 2 * running >= total:
+            return value
+    return ordered[-1][0]
+
+
+def _tiles_matrix(sig: bytes) -> npt.NDArray[np.int16]:
+    raw = np.frombuffer(sig, dtype=np.uint8).reshape(GRID_TILES, P.TILE_BYTES)
+    values = raw.astype(np.int16)
+    values[:, 1:3] = raw[:, 1:3].view(np.int8)
+    return values
+
+
+def _dist(a: npt.NDArray[np.int16], b: npt.NDArray[np.int16]) -> npt.NDArray[np.float64]:
+    """Per-tile distance (64 values) as :func:`perceptual.tile_distances` defines it."""
+    out: npt.NDArray[np.float64] = np.abs(a - b).max(axis=-1).astype(np.float64)
+    return out
+
+
+def _changed(dist: npt.NDArray[np.float64], threshold: float) -> tuple[tuple[int, int], ...]:
+    return tuple(divmod(int(k), P.GRID) for k in np.flatnonzero(dist > threshold))
+
+
+def _anchored_interval(anchored: Sequence[AnchoredFrame]) -> float:
+    """The median capture interval inside segments (gaps between segments are outages)."""
+    diffs: list[int] = []
+    for _, group in itertools.groupby(anchored, key=lambda a: a.segment):
+        times = [a.capture_time_ms for a in group]
+        diffs += [b - a for a, b in itertools.pairwise(times) if b > a]
+    return float(statistics.median(diffs)) if diffs else 40.0
+
+
+def _median_interval(values: Sequence[int], default: float) -> float:
+    diffs = [b - a for a, b in itertools.pairwise(values) if b > a]
+    return float(statistics.median(diffs)) if diffs else default
+
+
+class _Aligner:
+    def __init__(
+        self, clip: Sequence[ClipFrame], anchored: Sequence[AnchoredFrame], params: AlignParams
+    ) -> None:
+        self.clip = clip
+        self.anchored = anchored
+        self.params = params
+        self.n = len(clip)
+        self.m = len(anchored)
+        self.q = [c.pts_ms for c in clip]
+        self.t = [a.capture_time_ms for a in anchored]
+        self.da = _anchored_interval(anchored)
+        self.dc = _median_interval(self.q, self.da)
+        self.delta = max(self.da, self.dc)
+        self.tol_exact = max(2.0, self.delta / 2)
+        self.tol_perc = 2.5 * self.delta
+        self.tol_slot = self.da / 2 + 2
+        self.has_p = np.array([c.has_perceptual for c in clip], dtype=bool)
+        self.ch = np.array(
+            [int.from_bytes(c.dct_hash, "big") if c.dct_hash else 0 for c in clip],
+            dtype=np.uint64,
+        )
+        self.ct = np.zeros((self.n, GRID_TILES, P.TILE_BYTES), dtype=np.int16)
+        for i, c in enumerate(clip):
+            if c.tiles is not None:
+                self.ct[i] = _tiles_matrix(c.tiles)
+        self.sampled = [a.sampled for a in anchored]
+        self.ah = [int.from_bytes(a.dct_hash, "big") if a.dct_hash else 0 for a in anchored]
+        self.at: dict[int, npt.NDArray[np.int16]] = {
+            j: _tiles_matrix(a.tiles) for j, a in enumerate(anchored) if a.tiles is not None
+        }
+        # Consecutive clip distances (k ↔ k+1).
+        if self.n > 1:
+            both = self.has_p[:-1] & self.has_p[1:]
+            self.cons_valid = both
+            self.cons_ham = np.bitwise_count(self.ch[:-1] ^ self.ch[1:]).astype(np.int64)
+            self.cons_dist = np.abs(self.ct[:-1] - self.ct[1:]).max(axis=2).astype(np.float64)
+            changed = (self.cons_dist > params.tile_changed).sum(axis=1)
+            self.cut = both & (
+                (self.cons_ham >= params.cut_hamming) | (changed >= params.cut_tiles)
+            )
+        else:
+            self.cons_valid = np.zeros(0, dtype=bool)
+            self.cons_ham = np.zeros(0, dtype=np.int64)
+            self.cons_dist = np.zeros((0, GRID_TILES))
+            self.cut = np.zeros(0, dtype=bool)
+        self.exact_j = [-1] * self.n
+        self.ambiguous_occurrences = 0
+        self.notes: list[str] = []
+
+    # -- fingerprints ------------------------------------------------------------------
+
+    def hamming_clip_anchor(self, i: int, j: int) -> int:
+        return (int(self.ch[i]) ^ self.ah[j]).bit_count()
+
+    def compare_anchor(self, i: int, j: int) -> _Judgement:
+        """Clip frame ``i`` against sampled anchored frame ``j``."""
+        h = self.hamming_clip_anchor(i, j)
+        dist = _dist(self.ct[i], self.at[j])
+        changed = _changed(dist, self.params.tile_changed)
+        ref = f"anchored frame {self.anchored[j].segment}/{self.anchored[j].index}"
+        if h > self.params.same_hamming:
+            return _Judgement("mismatch", h, changed, tuple(dist.tolist()), ref)
+        if changed:
+            return _Judgement("altered", h, changed, tuple(dist.tolist()), ref)
+        return _Judgement("ok", h, (), (), ref)
+
+    def transient(self, i: int) -> _Judgement | None:
+        """A local change of clip frame ``i`` that is in neither neighbour."""
+        if i <= 0 or i >= self.n - 1:
+            return None
+        if not (self.has_p[i - 1] and self.has_p[i] and self.has_p[i + 1]):
+            return None
+        d_prev = self.cons_dist[i - 1]
+        d_next = self.cons_dist[i]
+        d_skip = _dist(self.ct[i - 1], self.ct[i + 1])
+        low = np.minimum(d_prev, d_next)
+        flagged = (low > self.params.tile_changed) & (low > 2 * d_skip)
+        if not flagged.any():
+            return None
+        dist = np.where(flagged, low, np.minimum(low, self.params.tile_changed))
+        changed = tuple(divmod(int(k), P.GRID) for k in np.flatnonzero(flagged))
+        h = min(int(self.cons_ham[i - 1]), int(self.cons_ham[i]))
+        return _Judgement("altered", h, changed, tuple(dist.tolist()), "neighbouring clip frames")
+
+    def near(self, a: int, b: int) -> bool:
+        if not (self.has_p[a] and self.has_p[b]):
+            return False
+        h = (int(self.ch[a]) ^ int(self.ch[b])).bit_count()
+        return (
+            h <= self.params.frozen_hamming
+            and float(_dist(self.ct[a], self.ct[b]).max()) <= self.params.frozen_tile
+        )
+
+    def informative(self, j: int) -> bool:
+        tiles = self.at.get(j)
+        if tiles is None:
+            return False
+        std = float(tiles[:, 3].mean())
+        spread = float(tiles[:, 0].max() - tiles[:, 0].min())
+        return std >= self.params.flat_std or spread >= self.params.flat_range
+
+    # -- 1. exact points ---------------------------------------------------------------
+
+    def exact_points(self) -> list[_Point]:
+        index: dict[bytes, list[int]] = {}
+        for j, a in enumerate(self.anchored):
+            index.setdefault(a.digest, []).append(j)
+        ambiguous: dict[int, list[int]] = {}
+        for i, c in enumerate(self.clip):
+            cands = index.get(c.digest)
+            if cands is None:
+                continue
+            if len(cands) == 1:
+                self.exact_j[i] = cands[0]
+            else:
+                ambiguous[i] = cands
+        if ambiguous:
+            resolved = [i for i in range(self.n) if self.exact_j[i] >= 0]
+            for i in sorted(ambiguous):
+                cands = ambiguous[i]
+                k = bisect.bisect_left(resolved, i)
+                ref = resolved[k - 1] if k > 0 else (resolved[k] if k < len(resolved) else None)
+                if ref is None:
+                    choice = cands[0]
+                else:
+                    o = self.t[self.exact_j[ref]] - self.q[ref]
+                    choice = min(cands, key=lambda j: (abs(self.t[j] - self.q[i] - o), j))
+                self.exact_j[i] = choice
+                bisect.insort(resolved, i)
+        return [
+            _Point(i, j, True, 0, self.t[j] - self.q[i])
+            for i, j in enumerate(self.exact_j)
+            if j >= 0
+        ]
+
+    # -- 2. perceptual points ----------------------------------------------------------
+
+    def perceptual_points(self) -> list[_Point]:
+        matched = {j for j in self.exact_j if j >= 0}
+        rows = [i for i in range(self.n) if self.exact_j[i] < 0 and bool(self.has_p[i])]
+        targets = [j for j in range(self.m) if self.sampled[j] and j not in matched]
+        if not rows or not targets:
+            return []
+        idx = np.array(rows, dtype=np.int64)
+        hashes = self.ch[idx]
+        pts = np.array([self.q[i] for i in rows], dtype=np.int64)
+        limit = self.params.same_hamming
+        points: list[_Point] = []
+        for j in targets:
+            dist = np.bitwise_count(hashes ^ np.uint64(self.ah[j]))
+            hit = np.flatnonzero(dist <= limit)
+            if hit.size == 0:
+                continue
+            breaks = np.flatnonzero(np.diff(idx[hit]) > 2) + 1
+            runs = np.split(hit, breaks)
+            if len(runs) > self.params.max_occurrences:
+                self.ambiguous_occurrences += 1
+                continue
+            found: list[_Point] = []
+            for run in runs:
+                if int(pts[run[-1]] - pts[run[0]]) > self.params.ambiguous_ms:
+                    self.ambiguous_occurrences += 1
+                    continue
+                best = run[int(np.argmin(dist[run]))]
+                i = int(idx[best])
+                found.append(_Point(i, j, False, int(dist[best]), self.t[j] - self.q[i]))
+            if found:
+                # Several occurrences: a frame shown again matches as well as the first
+                # showing; a neighbour of it across a splice matches clearly worse.
+                floor = min(p.hamming for p in found) + self.params.occurrence_slack
+                points += [p for p in found if p.hamming <= floor]
+        # Per clip frame keep only its best points.
+        best_h: dict[int, int] = {}
+        for p in points:
+            best_h[p.i] = min(best_h.get(p.i, 99), p.hamming)
+        return [p for p in points if p.hamming == best_h[p.i]]
+
+    # -- 3. pieces ---------------------------------------------------------------------
+
+    def accepts(self, piece: _Piece, p: _Point) -> bool:
+        last = piece.points[-1]
+        if self.t[p.j] <= self.t[last.j]:
+            return False
+        if p.exact and last.exact:
+            return abs(p.offset - last.offset) <= self.tol_exact
+        return abs(p.offset - piece.ref_offset()) <= self.tol_perc
+
+    def build_pieces(self, points: list[_Point]) -> list[_Piece]:
+        points.sort(key=lambda p: (p.i, not p.exact, p.hamming, p.j))
+        pieces: list[_Piece] = []
+        for _, grouped in itertools.groupby(points, key=lambda p: p.i):
+            group = list(grouped)
+            if pieces:
+                for p in group:
+                    if self.accepts(pieces[-1], p):
+                        pieces[-1].add(p)
+                        break
+                else:
+                    # A weak match extends a piece but never opens one: a sampled frame
+                    # whose own frame was cut or replaced still weakly matches a frame
+                    # a few positions away.
+                    if group[0].exact or group[0].hamming < self.params.weak_hamming:
+                        pieces.append(_Piece([group[0]]))
+            else:
+                pieces.append(_Piece([group[0]]))
+        return pieces
+
+    # -- 4. cleaning -------------------------------------------------------------------
+
+    def compatible(self, a: _Piece, b: _Piece) -> bool:
+        la, fb = a.points[-1], b.points[0]
+        if self.t[fb.j] <= self.t[la.j]:
+            return False
+        if la.exact and fb.exact:
+            return abs(la.offset - fb.offset) <= self.tol_exact
+        return abs(a.ref_offset() - b.ref_offset()) <= self.tol_perc
+
+    def nearest_clip(self, pts: float) -> int:
+        k = bisect.bisect_left(self.q, pts)
+        if k <= 0:
+            return 0
+        if k >= self.n:
+            return self.n - 1
+        return k if self.q[k] - pts < pts - self.q[k - 1] else k - 1
+
+    def explained(self, p: _Point, offset: int) -> _Point | None:
+        target = self.t[p.j] - offset
+        i = self.nearest_clip(target)
+        if abs(self.q[i] - target) > self.tol_slot + self.dc / 2:
+            return None
+        if self.exact_j[i] >= 0 or not self.has_p[i]:
+            return None
+        h = self.hamming_clip_anchor(i, p.j)
+        if h > self.params.same_hamming:
+            return None
+        return _Point(i, p.j, False, h, self.t[p.j] - self.q[i])
+
+    def clean(self, pieces: list[_Piece]) -> list[_Piece]:
+        changed = True
+        while changed:
+            changed = False
+            for k, x in enumerate(pieces):
+                if x.has_exact or len(x.points) > 2:
+                    continue
+                prev = pieces[k - 1] if k > 0 else None
+                nxt = pieces[k + 1] if k + 1 < len(pieces) else None
+                host = next(
+                    (h for h in (prev, nxt) if h is not None and self.continues(pieces, k, h)),
+                    None,
+                )
+                if host is not None:
+                    # A neighbour match: the piece is its neighbour's continuation.
+                    at = k - 1 if host is prev else k + 1
+                    pieces[min(k, at) : max(k, at) + 1] = [_Piece(list(host.points))]
+                    changed = True
+                    break
+                if prev is None or nxt is None or not self.compatible(prev, nxt):
+                    continue
+                moved = [self.explained(p, prev.ref_offset()) for p in x.points]
+                if any(mp is None for mp in moved):
+                    continue
+                merged_points = list(prev.points) + [mp for mp in moved if mp is not None]
+                merged_points += list(nxt.points)
+                merged_points.sort(key=lambda p: p.i)
+                pieces[k - 1 : k + 2] = [_Piece(self._dedupe(merged_points))]
+                changed = True
+                break
+        out: list[_Piece] = []
+        for piece in pieces:
+            if out and self.compatible(out[-1], piece):
+                out[-1] = _Piece(self._dedupe(out[-1].points + piece.points))
+            else:
+                out.append(piece)
+        return out
+
+    def continues(self, pieces: list[_Piece], k: int, host: _Piece) -> bool:
+        """Whether small piece ``k`` is only ``host``'s continuation, seen through a
+        neighbour match: a sampled frame matching a frame a few positions away (slow
+        content, or its own frame cut or replaced), e.g. just past the clip's end.
+
+        So when the host has more support, the offsets differ by at most four frames (or
+        under the host's offset the piece's sampled frames are not in the clip at all),
+        no content cut separates the two, and the host's offset contradicts none of the
+        sampled frames that the frames between them land on.
+        """
+        x = pieces[k]
+        if host.support() <= x.support():
+            return False
+        offset = host.ref_offset()
+        outside = all(
+            not self.q[0] - self.tol_slot <= self.t[p.j] - offset <= self.q[-1] + self.tol_slot
+            for p in x.points
+        )
+        if abs(x.ref_offset() - offset) > 4 * self.delta and not outside:
+            return False
+        if x.points[0].i > host.points[-1].i:  # after the host
+            lo, hi = host.points[-1].i, x.points[-1].i
+        else:  # before it
+            lo, hi = x.points[0].i, host.points[0].i
+        if self.cuts_between(lo, hi):
+            return False
+        return -1 not in self.split_score(range(lo, hi + 1), offset)
+
+    @staticmethod
+    def _dedupe(points: list[_Point]) -> list[_Point]:
+        seen: dict[int, _Point] = {}
+        for p in points:
+            old = seen.get(p.i)
+            if old is None or (p.exact, -p.hamming) > (old.exact, -old.hamming):
+                seen[p.i] = p
+        return [seen[i] for i in sorted(seen)]
+
+    def timestamp_piece(self) -> _Piece | None:
+        """One piece placed by timestamps when the content is too still to place."""
+        pts = [a.pts_ms for a in self.anchored]
+        lo, hi = min(pts), max(pts)
+        if lo <= self.q[0] and self.q[-1] <= hi:
+            j = min(range(self.m), key=lambda j: abs(self.anchored[j].pts_ms - self.q[0]))
+            offset = self.t[j] - self.anchored[j].pts_ms
+            how = "the clip's timestamps taken as the stream's"
+        else:
+            offset = self.t[0] - self.q[0]
+            how = "the clip's start taken as the first anchored frame"
+        self.notes.append(
+            "the content is too still to place the clip in time by its fingerprints: "
+            f"placed by timestamps ({how}); the capture times are not established"
+        )
+        piece = _Piece([], by_timestamps=True, fixed_offset=offset)
+        piece.first, piece.last = 0, self.n - 1
+        return piece
+
+    # -- 5. boundaries -----------------------------------------------------------------
+
+    def cuts_between(self, lo: int, hi: int) -> list[int]:
+        """Cut positions c (between frames c and c+1) with lo <= c < hi."""
+        lo, hi = max(lo, 0), min(hi, self.n - 1)
+        if hi <= lo:
+            return []
+        return [int(c) + lo for c in np.flatnonzero(self.cut[lo:hi])]
+
+    def slot_of(self, tau: float) -> int | None:
+        k = bisect.bisect_left(self.t, tau)
+        best: int | None = None
+        for c in (k - 1, k):
+            if 0 <= c < self.m and (best is None or abs(self.t[c] - tau) < abs(self.t[best] - tau)):
+                best = c
+        if best is None or abs(self.t[best] - tau) > self.tol_slot:
+            return None
+        return best
+
+    def split_score(self, frames: range, offset: int) -> list[int]:
+        """+1/-1 per frame of ``frames`` whose slot under ``offset`` is a sampled frame."""
+        out = []
+        for i in frames:
+            j = self.slot_of(self.q[i] + offset)
+            if j is None or not self.sampled[j] or not self.has_p[i]:
+                out.append(0)
+            elif self.hamming_clip_anchor(i, j) <= self.params.same_hamming:
+                out.append(1)
+            else:
+                out.append(-1)
+        return out
+
+    def assign(self, pieces: list[_Piece]) -> list[int]:
+        owner = [-1] * self.n
+        for piece in pieces:
+            if not piece.by_timestamps:
+                piece.first = piece.points[0].i
+                piece.last = piece.points[-1].i
+        for k in range(len(pieces) - 1):
+            a, b = pieces[k], pieces[k + 1]
+            lo, hi = a.last, b.first
+            if hi - lo <= 1:
+                continue
+            cuts = self.cuts_between(lo, hi)
+            if cuts:
+                a.last = cuts[0]
+                b.first = cuts[-1] + 1
+                continue
+            gap = range(lo + 1, hi)
+            sa = self.split_score(gap, a.ref_offset())
+            sb = self.split_score(gap, b.ref_offset())
+            best_split, best_score = lo, None
+            mid = (lo + hi) / 2
+            for s in range(lo, hi):  # frames <= s go to a
+                score = sum(sa[: s - lo]) + sum(sb[s - lo :])
+                key = (score, -abs(s + 0.5 - mid))
+                if best_score is None or key > best_score:
+                    best_split, best_score = s, key
+            a.last = best_split
+            b.first = best_split + 1
+        if pieces:
+            first, last = pieces[0], pieces[-1]
+            before = self.cuts_between(0, first.first)
+            first.first = before[-1] + 1 if before else 0
+            after = self.cuts_between(last.last, self.n - 1)
+            last.last = after[0] if after else self.n - 1
+        for k, piece in enumerate(pieces):
+            orphans = self.replaced_in_place(piece)
+            piece.frames = [i for i in range(piece.first, piece.last + 1) if i not in orphans]
+            for i in piece.frames:
+                owner[i] = k
+        return owner
+
+    def replaced_in_place(self, piece: _Piece) -> set[int]:
+        """Frames inside a piece between two content cuts with no point between them:
+        pictures that replace the camera's in place (the piece's time runs on)."""
+        orphans: set[int] = set()
+        for a, b in itertools.pairwise(piece.points):
+            if b.i - a.i <= 2:
+                continue
+            cuts = self.cuts_between(a.i, b.i)
+            if len(cuts) >= 2:
+                orphans.update(range(cuts[0] + 1, cuts[-1] + 1))
+        return orphans
+
+    # -- 6. order ----------------------------------------------------------------------
+
+    def order(self, pieces: list[_Piece], exact_in: list[dict[int, int]]) -> None:
+        for k, piece in enumerate(pieces):
+            taus = [
+                self.t[exact_in[k][i]] if i in exact_in[k] else self.q[i] + piece.ref_offset()
+                for i in piece.frames
+            ]
+            piece.cap_start, piece.cap_end = min(taus), max(taus)
+        r = len(pieces)
+        if r <= 1:
+            return
+
+        def tol(a: _Piece, b: _Piece) -> float:
+            return self.delta / 2 if a.has_exact and b.has_exact else self.tol_perc
+
+        weight = [len(p.frames) for p in pieces]
+        best = weight[:]
+        prev = [-1] * r
+        for b in range(r):
+            pb = pieces[b]
+            for a in range(b):
+                pa = pieces[a]
+                follows = (
+                    pb.cap_start > pa.cap_end - tol(pa, pb)
+                    and pb.cap_start > pa.cap_start
+                    and pb.cap_end > pa.cap_end
+                )
+                if follows and best[a] + weight[b] > best[b]:
+                    best[b] = best[a] + weight[b]
+                    prev[b] = a
+        end = max(range(r), key=lambda k: (best[k], -k))
+        chain: set[int] = set()
+        while end >= 0:
+            chain.add(end)
+            end = prev[end]
+        for k, piece in enumerate(pieces):
+            if k in chain:
+                continue
+            # Capture intervals include the last frame's duration; a piece off the chain
+            # shows frames again when at least half of it overlaps the chain.
+            length = piece.cap_end + self.da - piece.cap_start
+            overlap = sum(
+                max(
+                    0.0,
+                    min(piece.cap_end, pieces[c].cap_end)
+                    + self.da
+                    - max(piece.cap_start, pieces[c].cap_start),
+                )
+                for c in chain
+            )
+            overlaps = overlap >= 0.5 * length
+            piece.label = _DUPLICATED if overlaps else _REORDERED
+        for k, piece in enumerate(pieces):
+            if k in chain or piece.label != _REORDERED:
+                continue
+            for c in chain:
+                other = pieces[c]
+                if (c > k and other.cap_start < piece.cap_start) or (
+                    c < k and other.cap_start > piece.cap_start
+                ):
+                    other.label = _REORDERED
+
+    # -- 7. frames ---------------------------------------------------------------------
+
+    def judge(self, i: int, slot: int) -> _Judgement:
+        if not self.has_p[i]:
+            return _Judgement("unknown")
+        if self.sampled[slot]:
+            return self.compare_anchor(i, slot)
+        found = self.transient(i)
+        return found if found is not None else _Judgement("ok")
+
+    def frozen_runs(self, frames: list[int], slots: dict[int, int | None]) -> dict[int, int]:
+        """Held frames: clip frame -> the run's first frame, for runs with evidence.
+
+        A run starts at any frame with a fingerprint and extends over following
+        non-exact frames only (an exact frame is what it claims to be).
+        """
+        held: dict[int, int] = {}
+        minimum = max(self.params.frozen_min_frames, 2 * math.ceil(self.da / max(self.dc, 1.0)) + 1)
+        k = 0
+        while k < len(frames):
+            start = frames[k]
+            e = k
+            while (
+                e + 1 < len(frames)
+                and frames[e + 1] == frames[e] + 1
+                and self.exact_j[frames[e + 1]] < 0
+                and self.near(start, frames[e + 1])
+            ):
+                e += 1
+            run = frames[k : e + 1]
+            if len(run) >= minimum and self.has_p[start] and self.frozen_evidence(run, slots):
+                for x in run[1:]:
+                    held[x] = start
+            k = e + 1
+        return held
+
+    def frozen_evidence(self, run: list[int], slots: dict[int, int | None]) -> bool:
+        start = run[0]
+        for x in run[1:]:
+            j = slots.get(x)
+            if j is not None and self.sampled[j]:
+                h = (int(self.ch[start]) ^ self.ah[j]).bit_count()
+                dist = _dist(self.ct[start], self.at[j])
+                if h > self.params.same_hamming or bool((dist > self.params.tile_changed).any()):
+                    return True
+        end = run[-1]
+        if end + 1 >= self.n or not self.cons_valid[end]:
+            return False
+        jump = float(self.cons_dist[end].max())
+        if not (self.cons_dist[end] > self.params.tile_changed).any():
+            return False
+        after = [
+            float(self.cons_dist[x].max())
+            for x in range(end + 1, min(end + 6, self.n - 1))
+            if self.cons_valid[x]
+        ]
+        motion = statistics.median(after) if after else 0.0
+        return jump > self.params.jump_factor * max(motion, 1.0)
+
+    # -- the whole -----------------------------------------------------------------------
+
+    def run(self) -> Alignment:
+        points = self.exact_points()
+        points += self.perceptual_points()
+        pieces = self.clean(self.build_pieces(points)) if points else []
+        if not pieces:
+            if self.ambiguous_occurrences:
+                piece = self.timestamp_piece()
+                pieces = [piece] if piece is not None else []
+            if not pieces:
+                return self.unverifiable(
+                    "no frame of the clip matches any anchored frame of the camera in the "
+                    "supplied segments: it is not a recording of this camera in this time "
+                    "range (or it was altered throughout)"
+                )
+        owner = self.assign(pieces)
+        exact_in: list[dict[int, int]] = [
+            {p.i: p.j for p in piece.points if p.exact} for piece in pieces
+        ]
+        self.order(pieces, exact_in)
+        results = self.classify(pieces, owner, exact_in)
+        return self.finish(pieces, results)
+
+    def unverifiable(self, reason: str) -> Alignment:
+        frames = tuple(
+            FrameResult(c.index, c.pts_ms, FrameStatus.INSERTED, None, None, False)
+            for c in self.clip
+        )
+        coverage = Coverage(
+            None,
+            None,
+            self.n,
+            0,
+            self.m,
+            self.t[0] if self.t else None,
+            self.t[-1] if self.t else None,
+            0,
+            0,
+        )
+        return Alignment(
+            Verdict.UNVERIFIABLE,
+            reason,
+            frames,
+            (),
+            coverage,
+            0,
+            (),
+            tuple(self.notes),
+            self.da,
+        )
+
+    def classify(
+        self, pieces: list[_Piece], owner: list[int], exact_in: list[dict[int, int]]
+    ) -> list[FrameResult]:
+        results: list[FrameResult | None] = [None] * self.n
+        for k, piece in enumerate(pieces):
+            label = piece.label
+            base = {
+                _IN_ORDER: FrameStatus.PERCEPTUAL,
+                _REORDERED: FrameStatus.REORDERED,
+                _DUPLICATED: FrameStatus.DUPLICATED,
+            }[label]
+            exact_status = FrameStatus.EXACT if label == _IN_ORDER else base
+            offset = piece.ref_offset()
+            slots: dict[int, int | None] = {}
+            judgements: dict[int, _Judgement] = {}
+            point_j = {p.i: p.j for p in piece.points if not p.exact}
+            shown = set(point_j.values())
+            for i in piece.frames:
+                if i in exact_in[k]:
+                    j = exact_in[k][i]
+                    slots[i] = j
+                    note = ""
+                    if label == _DUPLICATED:
+                        note = f"bit-exact repeat of anchored frame {self._name(j)}"
+                    elif label == _REORDERED:
+                        note = "bit-exact but out of capture order"
+                    results[i] = FrameResult(
+                        i, self.q[i], exact_status, j, self.t[j], True, 0, note=note
+                    )
+                    continue
+                slot = self.slot_of(self.q[i] + offset)
+                if i in point_j:
+                    # The clip frame that best shows a sampled anchored frame is compared
+                    # with it; its slot stays the one the piece's offset gives (a best
+                    # match may be a frame off in moving content).
+                    slots[i] = slot if slot is not None else point_j[i]
+                    judgements[i] = self.compare_anchor(i, point_j[i])
+                    continue
+                slots[i] = slot
+                if slot is None:
+                    results[i] = FrameResult(
+                        i,
+                        self.q[i],
+                        FrameStatus.UNANCHORED,
+                        None,
+                        None,
+                        False,
+                        note="no anchored frame at this capture time",
+                    )
+                    continue
+                if slot in shown:
+                    # Another frame of this piece shows that sampled frame (the offset
+                    # is known to a frame or two): this one is judged by continuity.
+                    found = self.transient(i) if self.has_p[i] else None
+                    judgements[i] = found if found is not None else _Judgement("ok")
+                    continue
+                judgements[i] = self.judge(i, slot)
+            held = self.frozen_runs(piece.frames, slots)
+            # Decode-exact context: non-exact stretches between exact frames.
+            exact_positions = sorted(exact_in[k])
+            stretches: list[list[int]] = []
+            for a, b in itertools.pairwise(exact_positions):
+                if b - a > 1:
+                    stretches.append(list(range(a + 1, b)))
+            in_exact_context: dict[int, list[int]] = {}
+            for stretch in stretches:
+                for i in stretch:
+                    in_exact_context[i] = stretch
+            for i, judgement in judgements.items():
+                slot = slots[i]
+                assert slot is not None
+                if i in held:
+                    first = held[i]
+                    content = slots.get(first)
+                    results[i] = FrameResult(
+                        i,
+                        self.q[i],
+                        FrameStatus.DUPLICATED,
+                        content if content is not None else slot,
+                        self.t[slot],
+                        False,
+                        note=f"repeats clip frame {first} in the slot of anchored frame "
+                        f"{self.anchored[slot].segment}/{self.anchored[slot].index}",
+                    )
+                    continue
+                around = in_exact_context.get(i)
+                if around is not None:
+                    results[i] = self.exact_context_result(
+                        i, slot, judgement, around, judgements, held, base
+                    )
+                    continue
+                results[i] = self.plain_result(i, slot, judgement, base)
+        for i in range(self.n):
+            if owner[i] < 0:
+                results[i] = FrameResult(
+                    i,
+                    self.q[i],
+                    FrameStatus.INSERTED,
+                    None,
+                    None,
+                    False,
+                    note="matches no anchored frame and breaks the content continuity",
+                )
+        return [r for r in results if r is not None]
+
+    def plain_result(
+        self, i: int, slot: int, judgement: _Judgement, base: FrameStatus
+    ) -> FrameResult:
+        t = self.t[slot]
+        if judgement.kind == "ok":
+            note = ""
+            if base == FrameStatus.REORDERED:
+                note = "out of capture order"
+            elif base == FrameStatus.DUPLICATED:
+                note = f"shows anchored frame {self._name(slot)} again"
+            return FrameResult(i, self.q[i], base, slot, t, False, judgement.hamming, note=note)
+        if judgement.kind == "altered":
+            return FrameResult(
+                i,
+                self.q[i],
+                FrameStatus.ALTERED,
+                slot,
+                t,
+                False,
+                judgement.hamming,
+                judgement.changed,
+                judgement.distances,
+                judgement.reference,
+                note="local change on " + _tile_names(judgement.changed),
+            )
+        if judgement.kind == "mismatch":
+            return FrameResult(
+                i,
+                self.q[i],
+                FrameStatus.INSERTED,
+                slot,
+                t,
+                False,
+                judgement.hamming,
+                note=f"in the slot of anchored frame {self._name(slot)} but another picture "
+                f"(hamming {judgement.hamming})",
+            )
+        return FrameResult(
+            i,
+            self.q[i],
+            FrameStatus.INSERTED,
+            slot,
+            t,
+            False,
+            note="not bit-exact and no perceptual fingerprint to compare",
+        )
+
+    def exact_context_result(
+        self,
+        i: int,
+        slot: int,
+        judgement: _Judgement,
+        stretch: list[int],
+        judgements: dict[int, _Judgement],
+        held: dict[int, int],
+        base: FrameStatus,
+    ) -> FrameResult:
+        visible = any(
+            x in held or (x in judgements and judgements[x].kind in ("altered", "mismatch"))
+            for x in stretch
+        )
+        t = self.t[slot]
+        if not visible or judgement.kind == "unknown":
+            return FrameResult(
+                i,
+                self.q[i],
+                FrameStatus.ALTERED,
+                slot,
+                t,
+                False,
+                judgement.hamming,
+                judgement.changed,
+                judgement.distances,
+                judgement.reference,
+                note="not bit-exact where the rest of the copy is (frames "
+                f"{stretch[0]}-{stretch[-1]} between exact frames); no visible change found",
+            )
+        if judgement.kind == "mismatch":
+            return FrameResult(
+                i,
+                self.q[i],
+                FrameStatus.ALTERED,
+                slot,
+                t,
+                False,
+                judgement.hamming,
+                judgement.changed,
+                judgement.distances,
+                judgement.reference,
+                note=f"another picture in the slot of anchored frame {self._name(slot)} "
+                "inside a bit-exact copy",
+            )
+        return self.plain_result(i, slot, judgement, base)
+
+    def _name(self, j: int) -> str:
+        a = self.anchored[j]
+        return f"{a.segment}/{a.index}"
+
+    # -- 8-10. missing, anomalies, verdict ----------------------------------------------
+
+    def finish(self, pieces: list[_Piece], results: list[FrameResult]) -> Alignment:
+        cover: dict[int, int] = {}
+        for r in results:
+            if r.anchored is None or r.status not in PLACED:
+                continue
+            if r.status == FrameStatus.DUPLICATED and r.exact:
+                continue  # shows a frame again; covers nothing new
+            cover.setdefault(r.anchored, r.clip_index)
+        # Duplicated non-exact (held) frames occupy their slot.
+        for r in results:
+            if r.status == FrameStatus.DUPLICATED and not r.exact and r.capture_time_ms is not None:
+                slot = self.slot_of(r.capture_time_ms)
+                if slot is not None:
+                    cover.setdefault(slot, r.clip_index)
+        missing_anoms, missing_count = self.missing(cover, results)
+        anomalies = self.group(results) + missing_anoms
+        anomalies.sort(key=lambda a: (a.clip_start_ms, a.kind != AnomalyKind.MISSING))
+        placed = [r for r in results if r.status in PLACED and r.capture_time_ms is not None]
+        verified = len([r for r in results if r.status in PLACED])
+        cap_start: int | None
+        cap_end: int | None
+        if placed:
+            cap_start = min(r.capture_time_ms for r in placed if r.capture_time_ms is not None)
+            cap_end = max(r.capture_time_ms for r in placed if r.capture_time_ms is not None)
+            in_span = [j for j in range(self.m) if cap_start <= self.t[j] <= cap_end]
+        else:
+            cap_start = cap_end = None
+            in_span = []
+        covered = len([j for j in in_span if j in cover])
+        unanchored = _ranges([r for r in results if r.status == FrameStatus.UNANCHORED])
+        coverage = Coverage(
+            cap_start,
+            cap_end,
+            self.n,
+            verified,
+            self.m,
+            self.t[0],
+            self.t[-1],
+            len(in_span),
+            covered,
+            unanchored,
+        )
+        notes = list(self.notes)
+        if unanchored:
+            spans = ", ".join(f"{a / 1000:.3f}-{b / 1000:.3f} s" for a, b in unanchored)
+            notes.append(
+                f"clip time {spans} lies outside every supplied anchored segment: not verified"
+            )
+        infos = tuple(
+            PieceInfo(
+                p.first,
+                p.last,
+                p.ref_offset(),
+                p.cap_start,
+                p.cap_end,
+                p.label,
+                len([x for x in p.points if x.exact]),
+                len([x for x in p.points if not x.exact]),
+                p.by_timestamps,
+            )
+            for p in pieces
+        )
+        verdict, reason = self.verdict(results, anomalies, verified)
+        return Alignment(
+            verdict,
+            reason,
+            tuple(results),
+            tuple(anomalies),
+            coverage,
+            missing_count,
+            infos,
+            tuple(notes),
+            self.da,
+        )
+
+    def verdict(
+        self, results: list[FrameResult], anomalies: list[Anomaly], verified: int
+    ) -> tuple[Verdict, str]:
+        if verified == 0:
+            return Verdict.UNVERIFIABLE, (
+                "no frame of the clip could be placed on an anchored frame of the camera"
+            )
+        exact = [r for r in results if r.exact]
+        if not exact:
+            confirmations = [
+                r.anchored
+                for r in results
+                if r.status in PLACED
+                and r.anchored is not None
+                and self.sampled[r.anchored]
+                and r.hamming is not None
+            ]
+            if not any(self.informative(j) for j in confirmations):
+                return Verdict.UNVERIFIABLE, (
+                    "the clip matches only nearly uniform anchored pictures: too little "
+                    "content to tell this recording from another"
+                )
+        if anomalies:
+            kinds = sorted({a.kind.value for a in anomalies})
+            noun = "anomaly" if len(anomalies) == 1 else "anomalies"
+            return Verdict.TAMPERED, f"{len(anomalies)} {noun} ({', '.join(kinds)})"
+        if all(r.exact for r in results if r.status in PLACED):
+            return Verdict.AUTHENTIC, "every verified frame is bit-exact"
+        return Verdict.AUTHENTIC_REENCODED, (
+            "the content matches the anchored frames; the clip is not bit-exact (re-encoded)"
+        )
+
+    def missing(
+        self, cover: dict[int, int], results: list[FrameResult]
+    ) -> tuple[list[Anomaly], int]:
+        if not cover:
+            return [], 0
+        covered = sorted(cover)
+        anomalies: list[Anomaly] = []
+        total = 0
+        # At the camera's frame rate one skipped frame is a gap; a clip at another rate
+        # lands on every anchored slot only within half an interval at each end.
+        same_rate = abs(self.dc - self.da) <= 0.05 * self.da
+        threshold = 1.5 * self.da if same_rate else self.dc + self.da + 1
+        for a, b in itertools.pairwise(covered):
+            if b - a <= 1:
+                continue
+            if self.t[b] - self.t[a] <= threshold:
+                continue
+            run = range(a + 1, b)
+            ia, ib = cover[a], cover[b]
+            exactly = results[ia].exact and results[ib].exact
+            if not exactly and len(run) * self.da <= self.tol_perc:
+                continue  # within the placement accuracy of a perceptual match
+            if ia < ib:
+                between = [
+                    r
+                    for r in results[ia + 1 : ib]
+                    if r.status in (FrameStatus.INSERTED, FrameStatus.DUPLICATED)
+                ]
+                needed = len(run) * self.da / max(self.dc, 1.0)
+                if len(between) >= 0.5 * needed:
+                    continue
+            lo, hi = min(ia, ib), max(ia, ib)
+            first, last = self.anchored[run[0]], self.anchored[run[-1]]
+            total += len(run)
+            anomalies.append(
+                Anomaly(
+                    AnomalyKind.MISSING,
+                    self.q[lo],
+                    self.q[hi],
+                    self.t[run[0]],
+                    self.t[run[-1]],
+                    lo,
+                    hi,
+                    len(run),
+                    (first.segment, first.index),
+                    (last.segment, last.index),
+                    detail=f"{len(run)} anchored frame(s) are not in the clip, between clip "
+                    f"frames {lo} and {hi}",
+                )
+            )
+        return anomalies, total
+
+    def group(self, results: list[FrameResult]) -> list[Anomaly]:
+        kinds = {
+            FrameStatus.ALTERED: AnomalyKind.ALTERED,
+            FrameStatus.INSERTED: AnomalyKind.INSERTED,
+            FrameStatus.DUPLICATED: AnomalyKind.DUPLICATED,
+            FrameStatus.REORDERED: AnomalyKind.REORDERED,
+        }
+        out: list[Anomaly] = []
+        for status, grouped in itertools.groupby(results, key=lambda r: r.status):
+            kind = kinds.get(status)
+            if kind is None:
+                continue
+            run = list(grouped)
+            out.append(self.anomaly(kind, run, results))
+        return out
+
+    def anomaly(
+        self, kind: AnomalyKind, run: list[FrameResult], results: list[FrameResult]
+    ) -> Anomaly:
+        first, last = run[0], run[-1]
+        times = [r.capture_time_ms for r in run if r.capture_time_ms is not None]
+        anchored = [r.anchored for r in run if r.anchored is not None]
+        cap_start: int | None
+        cap_end: int | None
+        if kind == AnomalyKind.DUPLICATED:
+            shown = [self.t[j] for j in anchored]
+            times = shown or times
+        if times:
+            cap_start, cap_end = min(times), max(times)
+        else:
+            before = next(
+                (
+                    r.capture_time_ms
+                    for r in reversed(results[: first.clip_index])
+                    if r.status in PLACED and r.capture_time_ms is not None
+                ),
+                None,
+            )
+            after = next(
+                (
+                    r.capture_time_ms
+                    for r in results[last.clip_index + 1 :]
+                    if r.status in PLACED and r.capture_time_ms is not None
+                ),
+                None,
+            )
+            bounds = [x for x in (before, after) if x is not None]
+            cap_start = min(bounds) if bounds else None
+            cap_end = max(bounds) if bounds else None
+        tiles: tuple[tuple[int, int], ...] = ()
+        if kind == AnomalyKind.ALTERED:
+            tiles = tuple(sorted({t for r in run for t in r.changed_tiles}))
+        a_first = self.anchored[min(anchored, key=lambda j: self.t[j])] if anchored else None
+        a_last = self.anchored[max(anchored, key=lambda j: self.t[j])] if anchored else None
+        notes = sorted({r.note for r in run if r.note})
+        return Anomaly(
+            kind,
+            first.pts_ms,
+            last.pts_ms,
+            cap_start,
+            cap_end,
+            first.clip_index,
+            last.clip_index,
+            len(run),
+            (a_first.segment, a_first.index) if a_first else None,
+            (a_last.segment, a_last.index) if a_last else None,
+            tiles,
+            "; ".join(notes[:3]),
+        )
+
+
+def _tile_names(tiles: Sequence[tuple[int, int]]) -> str:
+    names = [f"r{r}c{c}" for r, c in tiles]
+    if len(names) > 8:
+        return f"{len(names)} tiles ({', '.join(names[:8])}, ...)"
+    return f"tile{'s' if len(names) != 1 else ''} {', '.join(names)}"
+
+
+def _ranges(results: list[FrameResult]) -> tuple[tuple[int, int], ...]:
+    out: list[tuple[int, int]] = []
+    prev = None
+    for r in results:
+        if prev is not None and r.clip_index == prev + 1:
+            out[-1] = (out[-1][0], r.pts_ms)
+        else:
+            out.append((r.pts_ms, r.pts_ms))
+        prev = r.clip_index
+    return tuple(out)
+
+
+def align(
+    clip: Sequence[ClipFrame],
+    anchored: Sequence[AnchoredFrame],
+    params: AlignParams | None = None,
+) -> Alignment:
+    """Align ``clip`` to ``anchored`` (capture order) and classify (module docstring)."""
+    params = params or AlignParams()
+    if any(b.pts_ms <= a.pts_ms for a, b in itertools.pairwise(clip)):
+        raise ValueError("clip frames must have increasing pts")
+    if any(b.capture_time_ms < a.capture_time_ms for a, b in itertools.pairwise(anchored)):
+        raise ValueError("anchored frames must be in capture order")
+    if not clip:
+        coverage = Coverage(None, None, 0, 0, len(anchored), None, None, 0, 0)
+        return Alignment(Verdict.UNVERIFIABLE, "the clip has no frames", (), (), coverage, 0)
+    if not anchored:
+        frames = tuple(
+            FrameResult(c.index, c.pts_ms, FrameStatus.INSERTED, None, None, False) for c in clip
+        )
+        coverage = Coverage(None, None, len(clip), 0, 0, None, None, 0, 0)
+        return Alignment(
+            Verdict.UNVERIFIABLE, "no anchored frames cover the clip", frames, (), coverage, 0
+        )
+    return _Aligner(clip, anchored, params).run()
