@@ -360,7 +360,7 @@ def sealed_segment(camera: str, frames: int = 30) -> SealedSegment:
 
 
 def test_peers_store_only_the_anchored_records_of_the_camera_and_serve_them_with_proofs(
-    world: IngestWorld,
+    world: IngestWorld, tmp_path: Path
 ) -> None:
     cluster, camera = world.cluster, "5861"
     owner = cluster.user_from_wallet(Wallet(world.wallets[camera]), "CityCCTV")
@@ -431,6 +431,26 @@ def test_peers_store_only_the_anchored_records_of_the_camera_and_serve_them_with
     assert cluster.request(
         "peer0.la", "GET", f"/api/v1/cameras/{camera}/gaps", user=world.po2
     ).code == ("ACCESS_DENIED")
+
+    # An extractor whose spool still holds that (committed) segment, started while its
+    # first gateway is down, resumes from the spool; the next gateway answers
+    # SEQUENCE_REPLAY, which the chain head shows to be this very segment: done, and
+    # its records go to a second organisation before the spool lets it go.
+    Spool(tmp_path / "replay").put(sealed)
+    clip = make_clip(tmp_path / "clip.mp4", seconds=1.0)
+    (dead,) = free_ports(1)
+    args = world.ingest_args(camera, str(clip), tmp_path / "replay", "--segment-seconds", "1")
+    args[args.index("--peer") : args.index("--peer")] = ["--peer", f"https://127.0.0.1:{dead}"]
+    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resuming from the spool's head, segment 0" in done.stderr
+    assert "segment 0 was already anchored" in done.stderr
+    assert metrics(tmp_path / "replay")["segments_already_anchored"] == 1
+    anchors = world.anchors(camera)
+    check_chain(anchors)
+    anchored_once(world, camera, anchors)
+    assert anchors[0]["txId"] == anchored.tx_id
+    assert len(holders(world, camera, sealed.segment)) >= 2
 
 
 def test_a_new_spool_continues_the_ledger_chain_and_a_stale_one_is_refused(
