@@ -237,7 +237,7 @@ def commit_by_phase(peer: InProcessPeer, blocks: Sequence[Block], now: datetime)
         verdict = BlockValidator(channel, precomputed).validate(block, ledger, now)
         t3 = time.perf_counter()
         flagged = block.with_flags(verdict.codes)
-        ledger.append_block(flagged)
+        ledger.append_block(flagged, verdict.messages)
         t4 = time.perf_counter()
         peer.committer.hub.publish(block_event(flagged, verdict))
         t5 = time.perf_counter()
@@ -301,14 +301,14 @@ def msp_single_thread(peer: InProcessPeer, envelopes: Sequence[bytes]) -> float:
 
 
 def encoding_single_thread(envelopes: Sequence[bytes]) -> float:
-    """The canonical re-encoding the checks do: tx id, proposal hash, signed bytes."""
+    """The canonical encoding the checks do: tx id, proposal hash, signed bytes."""
     decoded = _decoded(envelopes)
     start = time.perf_counter()
     for envelope in decoded:
         proposal = envelope.proposal
         transaction = envelope.transaction
         proposal.tx_id_is_correct()
-        proposal.hash()
+        _ = envelope.proposal_hash
         signed_bytes(Domain.ENVELOPE, envelope.payload)
         for endorsement in transaction.endorsements:
             message = endorsement_message(transaction.response_payload, endorsement.endorser)

@@ -25,14 +25,14 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import plyvel
 
-from cctvchain.codec import CodecError
+from cctvchain.codec import CodecError, Message
 from cctvchain.ledger import keys
 from cctvchain.ledger.block import (
     ZERO_HASH,
@@ -282,8 +282,12 @@ class Ledger(StateReader):
 
     # -- committing ------------------------------------------------------------------------
 
-    def append_block(self, block: Block) -> None:
+    def append_block(self, block: Block, decoded: Sequence[Message | None] | None = None) -> None:
         """Commit ``block``: durable, with its state, history and index, when this returns.
+
+        ``decoded``: its transactions as a caller (the validator) already decoded them from
+        ``block.transactions``, one per transaction (None where they do not decode), so
+        they are not decoded again; recovery replays decode the stored bytes.
 
         Raises :class:`BlockRejectedError` (nothing written) for a block that does not
         follow the head or cannot be committed as flagged.
@@ -291,7 +295,7 @@ class Ledger(StateReader):
         with self._mutex:
             self._check_writable()
             try:
-                ops = self._prepare(block)
+                ops = self._prepare(block, decoded)
             except BlockStructureError as exc:
                 raise BlockRejectedError(str(exc)) from exc
             payload = block.encode()
@@ -302,14 +306,14 @@ class Ledger(StateReader):
             self._apply(block, ops, location, sync=True)
             self._broken = None
 
-    def _prepare(self, block: Block) -> list[_Op]:
+    def _prepare(self, block: Block, decoded: Sequence[Message | None] | None = None) -> list[_Op]:
         """Every index change for ``block`` (nothing is written). Raises
         :class:`BlockStructureError` or :class:`BlockRejectedError`."""
         number = block.number
         check_block_structure(block, self.height, self.head_hash)
         ops: list[_Op] = []
         indexed: set[str] = set()
-        for tx in decode_block_transactions(block):
+        for tx in decode_block_transactions(block, decoded):
             valid = tx.code == TxValidationCode.VALID
             where = f"block {number}: transaction {tx.index}"
             if tx.tx is None:

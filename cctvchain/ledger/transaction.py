@@ -13,7 +13,7 @@ import importlib
 import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from cctvchain.codec import CodecError, Message, decode_message
 from cctvchain.ledger.block import Block
@@ -82,25 +82,56 @@ def load_transaction_types() -> None:
     _types_loaded = True
 
 
-def decode_transaction(index: int, data: bytes, code: int) -> DecodedTx:
-    try:
-        message = decode_message(data)
-    except CodecError as exc:
-        return DecodedTx(index, data, code, None, None, f"does not decode: {exc}")
+# Message classes seen to implement LedgerTransaction. A runtime protocol check costs
+# attribute look-ups on every call; a frozen message class that implements it once
+# implements it for every instance (only positive answers are remembered).
+_LEDGER_TX_CLASSES: set[type[Message]] = set()
+
+
+def _is_ledger_transaction(message: Message) -> bool:
+    if type(message) in _LEDGER_TX_CLASSES:
+        return True
+    if isinstance(message, LedgerTransaction):
+        _LEDGER_TX_CLASSES.add(type(message))
+        return True
+    return False
+
+
+def decode_transaction(
+    index: int, data: bytes, code: int, decoded: Message | None = None
+) -> DecodedTx:
+    """One transaction of a block; ``decoded``: ``data`` already decoded by the caller."""
+    if decoded is not None:
+        message = decoded
+    else:
+        try:
+            message = decode_message(data)
+        except CodecError as exc:
+            return DecodedTx(index, data, code, None, None, f"does not decode: {exc}")
     try:
         # The id of an envelope is inside its payload, which may not decode: that is an
         # invalid transaction without an id, not a reason to refuse the block.
-        if not isinstance(message, LedgerTransaction):
+        if not _is_ledger_transaction(message):
             return DecodedTx(index, data, code, message, None, f"{message.TYPE} has no tx id")
-        tx_id = message.tx_id
+        tx = cast(LedgerTransaction, message)
+        tx_id = tx.tx_id
     except CodecError as exc:
         return DecodedTx(index, data, code, message, None, f"its tx id does not decode: {exc}")
     if not isinstance(tx_id, str) or not tx_id:
         return DecodedTx(index, data, code, message, None, f"{message.TYPE} has an empty tx id")
-    return DecodedTx(index, data, code, message, message)
+    return DecodedTx(index, data, code, message, tx)
 
 
-def decode_block_transactions(block: Block) -> list[DecodedTx]:
+def decode_block_transactions(
+    block: Block, decoded: Sequence[Message | None] | None = None
+) -> list[DecodedTx]:
+    """The block's transactions as the ledger sees them. ``decoded``: the messages a
+    caller already decoded from ``block.transactions`` (one per transaction, None where
+    they did not decode); without it every transaction is decoded here."""
     load_transaction_types()
     flags = block.metadata.tx_flags
-    return [decode_transaction(i, tx, flags[i]) for i, tx in enumerate(block.transactions)]
+    if decoded is None or len(decoded) != len(block.transactions):
+        return [decode_transaction(i, tx, flags[i]) for i, tx in enumerate(block.transactions)]
+    return [
+        decode_transaction(i, tx, flags[i], decoded[i]) for i, tx in enumerate(block.transactions)
+    ]

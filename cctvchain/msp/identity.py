@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -106,6 +106,9 @@ class _CA:
     def label(self) -> str:
         return certs.subject_summary(self.cert.subject)
 
+    def window_label(self) -> str:
+        return f"CA certificate {self.label}"
+
 
 @dataclass(frozen=True, eq=False)
 class _Chain:
@@ -159,11 +162,14 @@ def _require_aware(now: datetime) -> None:
         raise ValueError("now must be a timezone-aware datetime")
 
 
-def _check_window(what: str, not_before: datetime, not_after: datetime, now: datetime) -> None:
+def _check_window(
+    what: Callable[[], str], not_before: datetime, not_after: datetime, now: datetime
+) -> None:
+    """``what`` names the certificate, asked for only when it is refused."""
     if now < not_before:
-        raise CertificateNotYetValid(f"{what} is not valid before {not_before.isoformat()}")
+        raise CertificateNotYetValid(f"{what()} is not valid before {not_before.isoformat()}")
     if now > not_after:
-        raise CertificateExpired(f"{what} expired at {not_after.isoformat()}")
+        raise CertificateExpired(f"{what()} expired at {not_after.isoformat()}")
 
 
 def _load_crl(data: bytes) -> x509.CertificateRevocationList:
@@ -209,6 +215,9 @@ class MSP:
                 ]
             )
         )
+        # Certificate bytes as presented (PEM or DER) -> their cache key: the same signers
+        # come back with every transaction; un-armouring and hashing them once is enough.
+        self._cache_keys: dict[bytes, tuple[bytes, bytes]] = {}
         self._revoked: dict[tuple[bytes, int], datetime] = {}
         for data in crls:
             self._add_crl(_load_crl(data))
@@ -319,27 +328,37 @@ class MSP:
     ) -> Identity:
         """The identity ``cert`` (PEM or DER) stands for at ``now``, or an MSPError."""
         _require_aware(now)
-        der = certs.certificate_der(cert)
-        key = (self._anchor_digest, sha256(der))
+        key = self._cache_key(cert)
         chain = self.cache.get(key)
         if chain is None:
             try:
-                chain = self._build_chain(der)
+                chain = self._build_chain(certs.certificate_der(cert))
             except ValueError as exc:  # a lazily parsed field that turned out malformed
                 raise MalformedCertificate(f"unusable certificate: {exc}") from exc
             self.cache.put(key, chain)
         self._check_current(chain, now, allowed_types)
         return chain.identity
 
+    def _cache_key(self, cert: bytes) -> tuple[bytes, bytes]:
+        """(this MSP's anchors, SHA-256 of the DER): the validation cache's key."""
+        key = self._cache_keys.get(cert) if type(cert) is bytes else None
+        if key is None:
+            key = (self._anchor_digest, sha256(certs.certificate_der(cert)))
+            if type(cert) is bytes:
+                if len(self._cache_keys) >= self.cache.maxsize:
+                    self._cache_keys.clear()
+                self._cache_keys[cert] = key
+        return key
+
     def _check_current(
         self, chain: _Chain, now: datetime, allowed_types: Collection[str] | None
     ) -> None:
         identity = chain.identity
         _check_window(
-            f"certificate of {identity.name}", identity.not_before, identity.not_after, now
+            lambda: f"certificate of {identity.name}", identity.not_before, identity.not_after, now
         )
         for ca in chain.cas:
-            _check_window(f"CA certificate {ca.label}", ca.not_before, ca.not_after, now)
+            _check_window(ca.window_label, ca.not_before, ca.not_after, now)
         if (chain.issuer, identity.serial_number) in self._revoked:
             raise CertificateRevoked(
                 f"certificate {identity.serial_number:x} of {identity.name} is revoked"

@@ -7,11 +7,12 @@ is written.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from cctvchain.codec import CodecError, decode_message
+from cctvchain.codec import CodecError, Message, decode_message
 from cctvchain.ledger.block import Block
 from cctvchain.ledger.config import ChannelConfig
 from cctvchain.ledger.validation import TxValidationCode
@@ -29,7 +30,9 @@ class CommitLedger(CommittedState, Protocol):
     @property
     def head_hash(self) -> bytes: ...
 
-    def append_block(self, block: Block) -> None: ...
+    def append_block(
+        self, block: Block, decoded: Sequence[Message | None] | None = None
+    ) -> None: ...
 
     def channel_config(self) -> ChannelConfig: ...
 
@@ -53,7 +56,8 @@ class Committer:
         validator.check_block(block, self.ledger.height, self.ledger.head_hash, now)
         verdict = validator.validate(block, self.ledger, now)
         flagged = block.with_flags(verdict.codes)
-        self.ledger.append_block(flagged)
+        # The ledger indexes the transactions the validator already decoded.
+        self.ledger.append_block(flagged, verdict.messages)
         if verdict.config is not None:
             self._channel = ChannelContext.from_config(verdict.config.config, self.cache)
         event = block_event(flagged, verdict)
@@ -69,11 +73,16 @@ def block_event(block: Block, verdict: BlockVerdict) -> BlockEvent:
         )
     )
     contract_events: list[ContractEvent] = []
+    decoded = verdict.messages if len(verdict.messages) == len(transactions) else None
     for tx in transactions:
         if tx.code != TxValidationCode.VALID or tx.tx_id is None:
             continue
         try:
-            message = decode_message(block.transactions[tx.index])
+            message = (
+                decoded[tx.index]
+                if decoded is not None
+                else decode_message(block.transactions[tx.index])
+            )
             if not isinstance(message, Envelope):
                 continue
             payload = message.response_payload

@@ -17,13 +17,14 @@ endorsers' clock-skew check), so every peer reaches the same verdict for the sam
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
-from cctvchain.codec import CodecError, decode_message
+from cctvchain.codec import CodecError, Message, decode_message
 from cctvchain.crypto import Domain, SignatureError
 from cctvchain.ledger import keys
 from cctvchain.ledger.block import Block, check_block_structure
@@ -73,13 +74,18 @@ class CommittedState(Protocol):
 
 @dataclass(frozen=True)
 class TxVerdict:
-    """The outcome of the stateless phase for one transaction."""
+    """The outcome of the stateless phase for one transaction.
+
+    ``message`` is the transaction as decoded here (None if its bytes do not decode): the
+    ledger and the block event reuse it instead of decoding the bytes again.
+    """
 
     code: Code
     reason: str = ""
     tx_id: str | None = None
     rwset: TxRWSet | None = None
     config: ConfigTransaction | None = None
+    message: Message | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,9 @@ class BlockVerdict:
     reasons: tuple[str, ...]
     tx_ids: tuple[str | None, ...]
     config: ConfigTransaction | None = None  # a valid config tx: the new configuration
+    # Each transaction as the validator decoded it (None: it does not decode); empty if
+    # the verdict was not made by a validator (then whoever needs them decodes).
+    messages: tuple[Message | None, ...] = ()
 
     def code_of(self, tx_id: str) -> Code | None:
         for candidate, code in zip(self.tx_ids, self.codes, strict=True):
@@ -146,7 +155,11 @@ class BlockValidator:
         )
         if len(verdicts) > 1:
             verdicts = [
-                TxVerdict(Code.INVALID_CONFIG_TRANSACTION, "a config transaction must be alone")
+                TxVerdict(
+                    Code.INVALID_CONFIG_TRANSACTION,
+                    "a config transaction must be alone",
+                    message=v.message,
+                )
                 if v.config is not None
                 else v
                 for v in verdicts
@@ -175,7 +188,13 @@ class BlockValidator:
                 config = verdict.config
             codes.append(code)
             reasons.append(reason)
-        return BlockVerdict(tuple(codes), tuple(reasons), tuple(v.tx_id for v in verdicts), config)
+        return BlockVerdict(
+            tuple(codes),
+            tuple(reasons),
+            tuple(v.tx_id for v in verdicts),
+            config,
+            tuple(v.message for v in verdicts),
+        )
 
     def check_transaction(self, data: bytes, now: datetime) -> TxVerdict:
         """The stateless checks of one transaction (safe to run in parallel)."""
@@ -186,10 +205,14 @@ class BlockValidator:
         except CodecError as exc:
             return TxVerdict(Code.BAD_PAYLOAD, f"transaction does not decode: {exc}")
         if isinstance(message, ConfigTransaction):
-            return self.check_config(message, now)
-        if not isinstance(message, Envelope):
-            return TxVerdict(Code.UNKNOWN_TX_TYPE, f"unsupported transaction type {message.TYPE}")
-        return self._check_envelope(message)
+            verdict = self.check_config(message, now)
+        elif isinstance(message, Envelope):
+            verdict = self._check_envelope(message)
+        else:
+            verdict = TxVerdict(
+                Code.UNKNOWN_TX_TYPE, f"unsupported transaction type {message.TYPE}"
+            )
+        return dataclasses.replace(verdict, message=message)
 
     def _check_envelope(self, envelope: Envelope) -> TxVerdict:
         try:
@@ -222,7 +245,10 @@ class BlockValidator:
             response = envelope.response_payload
         except CodecError as exc:
             return TxVerdict(Code.BAD_RESPONSE_PAYLOAD, f"response does not decode: {exc}", tx_id)
-        if response.proposal_hash != proposal.hash() or response.contract != proposal.contract:
+        if (
+            response.proposal_hash != envelope.proposal_hash
+            or response.contract != proposal.contract
+        ):
             return TxVerdict(
                 Code.INVALID_ENDORSER_TRANSACTION,
                 "endorsed response is for another proposal",

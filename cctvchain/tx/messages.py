@@ -32,9 +32,28 @@ class SerializedIdentity(Message):
     cert: bytes
 
 
+# The canonical bytes of the identities seen lately: the same few creators and endorsers
+# sign transaction after transaction, and their encoding (a PEM certificate in a map) is
+# needed for every tx id and every endorsement checked. Bounded; cleared when full.
+_IDENTITY_BYTES: dict[tuple[str, bytes], bytes] = {}
+_IDENTITY_BYTES_MAX = 4096
+
+
+def identity_bytes(identity: SerializedIdentity) -> bytes:
+    """``identity.encode()``, remembered for identities seen before."""
+    key = (identity.msp_id, identity.cert)
+    encoded = _IDENTITY_BYTES.get(key)
+    if encoded is None:
+        encoded = identity.encode()
+        if len(_IDENTITY_BYTES) >= _IDENTITY_BYTES_MAX:
+            _IDENTITY_BYTES.clear()
+        _IDENTITY_BYTES[key] = encoded
+    return encoded
+
+
 def compute_tx_id(nonce: bytes, creator: SerializedIdentity) -> str:
     """Fabric's rule: tx id = hex(SHA-256(nonce ‖ creator))."""
-    return sha256(nonce + creator.encode()).hex()
+    return sha256(nonce + identity_bytes(creator)).hex()
 
 
 @dataclass(frozen=True)
@@ -123,7 +142,7 @@ class Endorsement(Message):
 
 def endorsement_message(response_payload: bytes, endorser: SerializedIdentity) -> bytes:
     """The bytes an endorser signs: the response payload bound to the endorser's identity."""
-    return encode([response_payload, endorser.encode()])
+    return encode([response_payload, identity_bytes(endorser)])
 
 
 @dataclass(frozen=True)
@@ -167,6 +186,14 @@ class Envelope(Message):
     @functools.cached_property
     def response_payload(self) -> ProposalResponsePayload:
         return ProposalResponsePayload.decode(self.transaction.response_payload)
+
+    @functools.cached_property
+    def proposal_hash(self) -> bytes:
+        """``self.proposal.hash()`` without re-encoding: the hash of the proposal's bytes
+        as carried (the strict canonical decoder accepts only bytes that re-encode to
+        themselves, so once ``proposal`` decodes the two are equal)."""
+        _ = self.proposal  # the same CodecError as proposal.hash() for bytes that do not decode
+        return sha256(self.transaction.proposal)
 
     @property
     def tx_id(self) -> str:
