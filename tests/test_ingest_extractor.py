@@ -471,7 +471,6 @@ def test_a_new_spool_continues_the_ledger_chain_and_a_stale_one_is_refused(
     second = ingest("b")  # a new spool: continues where the ledger's chain stands
     assert second.returncode == 0, second.stderr[-3000:]
     assert f"continues its chain after segment {middle - 1}" in second.stderr
-    assert "gap: no frames from" in second.stderr  # the time between the two runs
     anchors = world.anchors(camera)
     assert len(anchors) >= middle + 2
     check_chain(anchors)
