@@ -338,6 +338,20 @@ ROWS = {
 # -- details -------------------------------------------------------------------------------
 
 
+def stateless_parts(data: dict[str, Any]) -> dict[str, float]:
+    """Seconds of the one-thread stateless checks by part (bench_commit's measurements)."""
+    txs = int(data.get("txs", 0))
+    stateless = float(data.get("stateless_1_thread_seconds", 0.0))
+    parts = {
+        "raw ECDSA (3 verifies)": 3 * txs / float(data.get("verify_rate_1_thread", math.inf)),
+        "decoding the envelope": float(data.get("decode_1_thread_seconds", 0.0)),
+        "MSP validation of 3 signers": float(data.get("msp_1_thread_seconds", 0.0)),
+        "encoding (tx id, hashes, signed bytes)": float(data.get("encoding_1_thread_seconds", 0.0)),
+    }
+    parts["the rest (policy, checks, …)"] = stateless - sum(parts.values())
+    return parts
+
+
 def commit_details(data: dict[str, Any]) -> list[str]:
     txs = int(data.get("txs", 0)) or 1
     phases: dict[str, float] = data.get("phases", {})
@@ -361,17 +375,7 @@ def commit_details(data: dict[str, Any]) -> list[str]:
         )
     stateless = float(data.get("stateless_1_thread_seconds", 0.0))
     if stateless:
-        verify = 3 * txs / float(data.get("verify_rate_1_thread", math.inf))
-        parts = [
-            ("raw ECDSA (3 verifies)", verify),
-            ("decoding the envelope", float(data.get("decode_1_thread_seconds", 0.0))),
-            ("MSP validation of 3 signers", float(data.get("msp_1_thread_seconds", 0.0))),
-            (
-                "re-encoding (tx id, hashes, signed bytes)",
-                float(data.get("encoding_1_thread_seconds", 0.0)),
-            ),
-        ]
-        rest = stateless - sum(seconds for _, seconds in parts)
+        parts = list(stateless_parts(data).items())
         lines += [
             "",
             f"The stateless checks on one thread ({stateless / txs * 1e6:.0f} µs per tx):",
@@ -379,7 +383,7 @@ def commit_details(data: dict[str, Any]) -> list[str]:
             "| part | µs per tx | share |",
             "|---|---:|---:|",
         ]
-        for label, seconds in [*parts, ("the rest (policy, checks, …)", rest)]:
+        for label, seconds in parts:
             lines.append(f"| {label} | {seconds / txs * 1e6:.0f} | {seconds / stateless:.0%} |")
     return lines
 
@@ -481,27 +485,31 @@ def notes(outcomes: Sequence[Outcome]) -> list[str]:
         total = sum(phases.values()) or 1.0
         top = sorted(phases.items(), key=lambda item: -item[1])[:3]
         stateless = float(commit.get("stateless_1_thread_seconds", 0.0))
-        verify = 3 * int(commit.get("txs", 0)) / float(commit.get("verify_rate_1_thread", math.inf))
-        lines.append(
+        text = (
             f"- **Peer validate + commit** reaches {float(commit['ratio']):.2f} of the raw "
             f"ECDSA bound (goal 0.6: {0.6 / float(commit['ratio']):.1f}x to go). The time goes "
-            "to "
-            + ", ".join(f"{label} ({seconds / total:.0%})" for label, seconds in top)
-            + (
-                f"; within the stateless checks the ECDSA verifications themselves are "
-                f"{verify / stateless:.0%}, the rest is Python: decoding the envelope, MSP "
-                "checks and canonical re-encoding"
-                if stateless
-                else ""
-            )
-            + "."
+            "to " + ", ".join(f"{label} ({seconds / total:.0%})" for label, seconds in top) + "."
         )
-        pooled = phases.get("stateless checks (thread pool)", 0.0)
-        if stateless and pooled:
-            lines[-1] += (
-                f" The thread pool speeds the stateless checks up only {stateless / pooled:.2f}x "
-                f"on {os.cpu_count()} cores: that Python work holds the GIL."
+        if stateless:
+            parts = sorted(stateless_parts(commit).items(), key=lambda item: -item[1])
+            text += " On one thread the stateless checks split into " + ", ".join(
+                f"{label} {seconds / stateless:.0%}" for label, seconds in parts
             )
+            text += "; everything but the ECDSA calls is Python and holds the GIL."
+            pooled = phases.get("stateless checks (thread pool)", 0.0)
+            if pooled:
+                text += (
+                    f" The thread pool made the stateless checks {stateless / pooled:.2f}x as "
+                    f"fast as one thread on {os.cpu_count()} cores"
+                    + (
+                        " (slower: the threads wait for the GIL, the more so when other "
+                        "processes take the cores; see the load average)"
+                        if stateless < pooled
+                        else ""
+                    )
+                    + "."
+                )
+        lines.append(text)
     cluster = found.get("cluster")
     if cluster is not None:
         tps = float(cluster.get("tx_per_s", 0.0))
