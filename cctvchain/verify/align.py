@@ -60,7 +60,10 @@ The algorithm
    by at most 4 frames (or, under the neighbour's offset, the piece's sampled frames
    lie outside the clip altogether), no content cut (step 5) separates the two, and
    the neighbour's offset contradicts no sampled frame that the piece's frames land on;
-   or (b) it lies between two pieces that agree with each other and, for each of its
+   or (b) it lies between two pieces that agree with each other and no cut separates
+   them (an island in continuous content — a real piece from elsewhere is bounded by
+   cuts — is a coincidental match, e.g. in periodic content), or (c) it lies between
+   two pieces that agree with each other and, for each of its
    points ``(i, j)``, the clip frame at ``t_j - o`` under their offset ``o`` also shows
    ``j`` (Hamming ≤ 12; its points move there). Adjacent pieces that agree (offsets
    within tolerance, capture time increasing) are merged. With no point at all but
@@ -70,9 +73,16 @@ The algorithm
    low-confidence placement).
 5. **Boundaries.** A piece spans the clip frames from its first to its last point. The
    frames between two pieces, before the first and after the last, are assigned by the
-   clip's own content: a *cut* between consecutive clip frames is a Hamming distance
-   ≥ ``cut_hamming`` (22) or ≥ ``cut_tiles`` (32) of the 64 tiles moving more than the
-   tile threshold (14). Between two pieces, frames up to the first cut extend the
+   clip's own content. A *cut* between consecutive clip frames is ≥ 16 of the 64 tiles
+   moving by more than the tile threshold (14), or ≥ 16 bits of the DCT hash with ≥ 6
+   tiles (calibrated: moving test video never exceeds 14 bits or 8 tiles between
+   consecutive frames, while 1-2 s jumps mostly exceed 16 bits with 6 tiles; a small
+   high-contrast edit can move the hash by 24 bits but only 5 tiles), or a jump relative
+   to the clip's own motion: against the median of the 24 neighbouring pairs, at least 4
+   tiles and 3 (median + 1) tiles change and the Hamming distance is at least twice its
+   median + 4 (slow content). A *strong* cut (different content) is ≥ 16 tiles, or
+   ≥ 22 bits with ≥ 8 tiles.
+   Between two pieces, frames up to the first cut extend the
    earlier piece, frames after the last cut the later one, and frames between the first
    and the last cut are orphans. Without a cut the split point is the one that best
    agrees with the sampled anchored frames the gap frames land on (+1 for each that
@@ -91,14 +101,20 @@ The algorithm
    ``UNANCHORED`` — outside every anchored segment, not verified, not an anomaly). Its
    content is judged:
 
-   * ``j*`` sampled: compare the fingerprints. Same content (Hamming ≤ 12, no tile
-     beyond 14) → matches; Hamming ≤ 12 with tiles beyond 14 → ``ALTERED`` on those
-     tiles; Hamming > 12 → *mismatch* (not that frame at all).
-   * ``j*`` not sampled (no anchored perceptual fingerprint exists): the frame is judged
+   * each sampled anchored frame that a frame of the piece lands on is compared with the
+     clip frame that matches it best within two frames of that slot (a perceptual
+     offset is known to a frame or two; comparing a neighbour would measure motion, not
+     an edit). Same content (Hamming ≤ 12, no tile beyond 14) → matches; tiles beyond
+     14 with Hamming ≤ 12, or at most 16 of them (a quarter of the picture: a small
+     high-contrast edit moves the DCT hash beyond 12 bits at low resolutions) →
+     ``ALTERED`` on those tiles; otherwise → *mismatch* (not that frame at all).
+   * every other frame (no anchored perceptual fingerprint to compare with) is judged
      by its neighbours in the clip. A *transient* local change — tiles that differ from
      both the previous and the next clip frame by more than 14 and by more than twice
-     what those two differ from each other — is ``ALTERED`` on those tiles; otherwise
-     the frame matches by continuity with its piece.
+     what those two differ from each other, while those two are not separated by a
+     cut over two frames (else it is an edit boundary) — is ``ALTERED`` on those tiles
+     (a *mismatch* when they are more than 16, a quarter of the picture); otherwise the
+     frame matches by continuity with its piece.
 
    **Decode-exact context.** A maximal stretch of non-exact frames with exact frames of
    the same piece on both sides sits in a bit-exact copy: if some of its frames show a
@@ -109,12 +125,15 @@ The algorithm
    **Frozen runs.** A run of at least ``max(5, 2⌈δa/δc⌉ + 1)`` consecutive clip frames
    whose fingerprints stay within Hamming 2 and tile distance 4 of the run's first frame
    is a held frame when the camera's content moved meanwhile: a sampled anchored frame
-   inside the run's slots that is not the same content as the held frame, or an exit
-   *jump* (the frame after the run differs by changed tiles, by more than 3 times the
-   clip's motion over the next five frames). Its frames after the first are
+   inside the run's slots that is not the same content as the held frame, or a cut
+   right after the run (the picture jumps to where the camera had moved meanwhile).
+   Its frames after the first are
    ``DUPLICATED`` (of the first one's slot).
 
-   A mismatch that is not frozen is ``INSERTED`` in place. Orphans are ``INSERTED``.
+   A mismatch that is not frozen is ``INSERTED`` in place. Orphans are ``INSERTED``,
+   and so are the frames inside a piece between two cuts with no point between them
+   when both cuts are strong or a sampled frame they land on does not match (pictures
+   replacing the camera's in place while the time runs on).
 8. **Missing.** An anchored frame is covered by the clip frame that matches it exactly
    or occupies its slot. Between the first and last covered anchored frames, a run of
    uncovered ones between covered ``a`` and ``b`` is ``MISSING`` when ``t_b - t_a``
@@ -124,7 +143,10 @@ The algorithm
    each end) — unless the clip frames
    between the two covering frames are in-place replacements (``INSERTED`` or
    ``DUPLICATED``, at least half as many as the run needs), which are reported as such;
-   or the run is no longer than ``2.5 δ`` next to a frame placed perceptually (that is
+   or at most 3 frames are missing with at most 3 bit-exact frames between the gap and
+   the clip's end or start (what ``ffmpeg -ss/-t -c copy`` does with B-frames: it keeps
+   the reference frame shown after them and drops them; stated in the notes), or the
+   run is no longer than ``2.5 δ`` next to a frame placed perceptually (that is
    the placement accuracy of a perceptual match; the perceptual tier's offset is the
    median of its points' offsets weighted by ``(13 - hamming)²``).
 9. **Anomalies** group consecutive frames of one status (``MISSING``: each run). Clip
@@ -158,6 +180,7 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -213,15 +236,20 @@ class AlignParams:
     same_hamming: int = P.SAME_CONTENT_MAX_HAMMING
     tile_changed: float = P.TILE_CHANGED
     cut_hamming: int = 22
-    cut_tiles: int = 32
+    cut_tiles: int = 16
+    cut_pair_hamming: int = 16
+    cut_pair_tiles: int = 6
+    strong_pair_tiles: int = 8
+    cut_relative_tiles: int = 4
     frozen_hamming: int = 2
     frozen_tile: float = 4.0
     frozen_min_frames: int = 5
-    jump_factor: float = 3.0
     ambiguous_ms: int = 2000
     max_occurrences: int = 8
     occurrence_slack: int = 2
     weak_hamming: int = 9
+    local_tiles: int = 16
+    edge_frames: int = 3
     flat_std: float = 2.0
     flat_range: float = 16.0
 
@@ -442,6 +470,24 @@ class _Judgement:
     reference: str = ""
 
 
+def _local_median(
+    values: npt.NDArray[np.int64], valid: npt.NDArray[np.bool_], half: int = 12
+) -> npt.NDArray[np.float64]:
+    """The median of each value's valid neighbours (``half`` on each side, itself
+    excluded); NaN where there are none (comparisons with it are false)."""
+    n = len(values)
+    if n == 0:
+        return np.zeros(0)
+    data = np.where(valid, values.astype(np.float64), np.nan)
+    padded = np.pad(data, half, mode="constant", constant_values=np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
+    without = np.delete(windows, half, axis=1)
+    out = np.full(n, np.nan)
+    some = ~np.all(np.isnan(without), axis=1)
+    out[some] = np.nanmedian(without[some], axis=1)
+    return out
+
+
 def _weighted_median(values: list[tuple[int, int]]) -> int:
     """The lower weighted median of (value, weight) pairs (weights > 0)."""
     ordered = sorted(values)
@@ -522,18 +568,43 @@ class _Aligner:
             self.cons_valid = both
             self.cons_ham = np.bitwise_count(self.ch[:-1] ^ self.ch[1:]).astype(np.int64)
             self.cons_dist = np.abs(self.ct[:-1] - self.ct[1:]).max(axis=2).astype(np.float64)
-            changed = (self.cons_dist > params.tile_changed).sum(axis=1)
-            self.cut = both & (
-                (self.cons_ham >= params.cut_hamming) | (changed >= params.cut_tiles)
+            changed = (self.cons_dist > params.tile_changed).sum(axis=1).astype(np.int64)
+            ham = self.cons_ham
+            self.strong_cut = both & (
+                (changed >= params.cut_tiles)
+                | ((ham >= params.cut_hamming) & (changed >= params.strong_pair_tiles))
             )
+            # Relative to the clip's own motion around each pair (slow content).
+            self.med_changed = _local_median(changed, both)
+            self.med_ham = _local_median(ham, both)
+            self.cut = both & self.is_cut(ham, changed, self.med_ham, self.med_changed)
         else:
             self.cons_valid = np.zeros(0, dtype=bool)
             self.cons_ham = np.zeros(0, dtype=np.int64)
             self.cons_dist = np.zeros((0, GRID_TILES))
             self.cut = np.zeros(0, dtype=bool)
+            self.strong_cut = np.zeros(0, dtype=bool)
+            self.med_changed = np.zeros(0)
+            self.med_ham = np.zeros(0)
         self.exact_j = [-1] * self.n
         self.ambiguous_occurrences = 0
         self.notes: list[str] = []
+
+    def is_cut(self, ham: Any, changed: Any, med_ham: Any, med_changed: Any, span: int = 1) -> Any:
+        """The cut criterion (module docstring, step 5), element-wise, between frames
+        ``span`` apart (the clip's motion over ``span`` frames is ``span`` medians)."""
+        p = self.params
+        med_ham = med_ham * span
+        med_changed = med_changed * span
+        absolute = (changed >= p.cut_tiles) | (
+            (ham >= p.cut_pair_hamming) & (changed >= p.cut_pair_tiles)
+        )
+        relative = (
+            (changed >= p.cut_relative_tiles)
+            & (changed >= 3 * (med_changed + 1))
+            & (ham >= 2 * med_ham + 4)
+        )
+        return absolute | relative
 
     # -- fingerprints ------------------------------------------------------------------
 
@@ -546,11 +617,13 @@ class _Aligner:
         dist = _dist(self.ct[i], self.at[j])
         changed = _changed(dist, self.params.tile_changed)
         ref = f"anchored frame {self.anchored[j].segment}/{self.anchored[j].index}"
-        if h > self.params.same_hamming:
-            return _Judgement("mismatch", h, changed, tuple(dist.tolist()), ref)
-        if changed:
+        if not changed and h <= self.params.same_hamming:
+            return _Judgement("ok", h, (), (), ref)
+        if changed and (h <= self.params.same_hamming or len(changed) <= self.params.local_tiles):
+            # The same picture but for some tiles (a small high-contrast edit can move
+            # the DCT hash beyond 12 bits at low resolutions).
             return _Judgement("altered", h, changed, tuple(dist.tolist()), ref)
-        return _Judgement("ok", h, (), (), ref)
+        return _Judgement("mismatch", h, changed, tuple(dist.tolist()), ref)
 
     def transient(self, i: int) -> _Judgement | None:
         """A local change of clip frame ``i`` that is in neither neighbour."""
@@ -561,6 +634,10 @@ class _Aligner:
         d_prev = self.cons_dist[i - 1]
         d_next = self.cons_dist[i]
         d_skip = _dist(self.ct[i - 1], self.ct[i + 1])
+        skip_ham = (int(self.ch[i - 1]) ^ int(self.ch[i + 1])).bit_count()
+        skip_changed = int((d_skip > self.params.tile_changed).sum())
+        if self.is_cut(skip_ham, skip_changed, self.med_ham[i], self.med_changed[i], span=2):
+            return None  # the neighbours differ too: an edit boundary, not a transient
         low = np.minimum(d_prev, d_next)
         flagged = (low > self.params.tile_changed) & (low > 2 * d_skip)
         if not flagged.any():
@@ -568,7 +645,9 @@ class _Aligner:
         dist = np.where(flagged, low, np.minimum(low, self.params.tile_changed))
         changed = tuple(divmod(int(k), P.GRID) for k in np.flatnonzero(flagged))
         h = min(int(self.cons_ham[i - 1]), int(self.cons_ham[i]))
-        return _Judgement("altered", h, changed, tuple(dist.tolist()), "neighbouring clip frames")
+        # More than a quarter of the picture: another picture, not a local edit.
+        kind = "mismatch" if len(changed) > self.params.local_tiles else "altered"
+        return _Judgement(kind, h, changed, tuple(dist.tolist()), "neighbouring clip frames")
 
     def near(self, a: int, b: int) -> bool:
         if not (self.has_p[a] and self.has_p[b]):
@@ -744,6 +823,12 @@ class _Aligner:
                     break
                 if prev is None or nxt is None or not self.compatible(prev, nxt):
                     continue
+                if not self.cuts_between(prev.points[-1].i, nxt.points[0].i):
+                    # An island in continuous content: a real piece from elsewhere
+                    # would be bounded by content cuts. A coincidental match.
+                    pieces[k - 1 : k + 2] = [_Piece(self._dedupe(prev.points + nxt.points))]
+                    changed = True
+                    break
                 moved = [self.explained(p, prev.ref_offset()) for p in x.points]
                 if any(mp is None for mp in moved):
                     continue
@@ -894,12 +979,17 @@ class _Aligner:
         """Frames inside a piece between two content cuts with no point between them:
         pictures that replace the camera's in place (the piece's time runs on)."""
         orphans: set[int] = set()
+        offset = piece.ref_offset()
         for a, b in itertools.pairwise(piece.points):
             if b.i - a.i <= 2:
                 continue
             cuts = self.cuts_between(a.i, b.i)
-            if len(cuts) >= 2:
-                orphans.update(range(cuts[0] + 1, cuts[-1] + 1))
+            if len(cuts) < 2:
+                continue
+            inside = range(cuts[0] + 1, cuts[-1] + 1)
+            strong = bool(self.strong_cut[cuts[0]]) and bool(self.strong_cut[cuts[-1]])
+            if strong or -1 in self.split_score(inside, offset):
+                orphans.update(inside)
         return orphans
 
     # -- 6. order ----------------------------------------------------------------------
@@ -967,13 +1057,32 @@ class _Aligner:
 
     # -- 7. frames ---------------------------------------------------------------------
 
-    def judge(self, i: int, slot: int) -> _Judgement:
-        if not self.has_p[i]:
-            return _Judgement("unknown")
-        if self.sampled[slot]:
-            return self.compare_anchor(i, slot)
-        found = self.transient(i)
-        return found if found is not None else _Judgement("ok")
+    def sampled_judges(self, frames: list[int], slots: dict[int, int | None]) -> dict[int, int]:
+        """Which clip frame is compared with each sampled anchored frame of a piece.
+
+        A sampled frame is judged in the piece whose offset puts one of its frames on
+        it, by the frame that matches it best within two frames of that slot (the
+        offset of a perceptual match is known to a frame or two): clip frame -> sampled
+        anchored frame.
+        """
+        members = set(frames)
+        chosen: dict[int, int] = {}
+        for i in frames:
+            j = slots.get(i)
+            if j is None or not self.sampled[j] or not self.has_p[i]:
+                continue
+            candidates = [x for x in range(i - 2, i + 3) if x in members and bool(self.has_p[x])]
+
+            def key(x: int, j: int = j) -> tuple[int, float]:
+                return (
+                    self.hamming_clip_anchor(x, j),
+                    float(_dist(self.ct[x], self.at[j]).max()),
+                )
+
+            best = min(candidates, key=key)
+            if best not in chosen:
+                chosen[best] = j
+        return chosen
 
     def frozen_runs(self, frames: list[int], slots: dict[int, int | None]) -> dict[int, int]:
         """Held frames: clip frame -> the run's first frame, for runs with evidence.
@@ -1011,18 +1120,8 @@ class _Aligner:
                 if h > self.params.same_hamming or bool((dist > self.params.tile_changed).any()):
                     return True
         end = run[-1]
-        if end + 1 >= self.n or not self.cons_valid[end]:
-            return False
-        jump = float(self.cons_dist[end].max())
-        if not (self.cons_dist[end] > self.params.tile_changed).any():
-            return False
-        after = [
-            float(self.cons_dist[x].max())
-            for x in range(end + 1, min(end + 6, self.n - 1))
-            if self.cons_valid[x]
-        ]
-        motion = statistics.median(after) if after else 0.0
-        return jump > self.params.jump_factor * max(motion, 1.0)
+        # Or the run ends in a content cut: the camera's picture moved on meanwhile.
+        return end + 1 < self.n and bool(self.cut[end])
 
     # -- the whole -----------------------------------------------------------------------
 
@@ -1091,8 +1190,7 @@ class _Aligner:
             offset = piece.ref_offset()
             slots: dict[int, int | None] = {}
             judgements: dict[int, _Judgement] = {}
-            point_j = {p.i: p.j for p in piece.points if not p.exact}
-            shown = set(point_j.values())
+            non_exact = [i for i in piece.frames if i not in exact_in[k]]
             for i in piece.frames:
                 if i in exact_in[k]:
                     j = exact_in[k][i]
@@ -1106,15 +1204,10 @@ class _Aligner:
                         i, self.q[i], exact_status, j, self.t[j], True, 0, note=note
                     )
                     continue
-                slot = self.slot_of(self.q[i] + offset)
-                if i in point_j:
-                    # The clip frame that best shows a sampled anchored frame is compared
-                    # with it; its slot stays the one the piece's offset gives (a best
-                    # match may be a frame off in moving content).
-                    slots[i] = slot if slot is not None else point_j[i]
-                    judgements[i] = self.compare_anchor(i, point_j[i])
-                    continue
-                slots[i] = slot
+                slots[i] = self.slot_of(self.q[i] + offset)
+            judged = self.sampled_judges(non_exact, slots)
+            for i in non_exact:
+                slot = slots[i]
                 if slot is None:
                     results[i] = FrameResult(
                         i,
@@ -1125,14 +1218,14 @@ class _Aligner:
                         False,
                         note="no anchored frame at this capture time",
                     )
-                    continue
-                if slot in shown:
-                    # Another frame of this piece shows that sampled frame (the offset
-                    # is known to a frame or two): this one is judged by continuity.
-                    found = self.transient(i) if self.has_p[i] else None
+                elif i in judged:
+                    judgements[i] = self.compare_anchor(i, judged[i])
+                elif not self.has_p[i]:
+                    judgements[i] = _Judgement("unknown")
+                else:
+                    # No sampled frame to compare with here: judged by continuity.
+                    found = self.transient(i)
                     judgements[i] = found if found is not None else _Judgement("ok")
-                    continue
-                judgements[i] = self.judge(i, slot)
             held = self.frozen_runs(piece.frames, slots)
             # Decode-exact context: non-exact stretches between exact frames.
             exact_positions = sorted(exact_in[k])
@@ -1420,6 +1513,23 @@ class _Aligner:
                 if len(between) >= 0.5 * needed:
                     continue
             lo, hi = min(ia, ib), max(ia, ib)
+            if ia < ib and len(run) <= self.params.edge_frames:
+                tail = results[ib:]
+                head = results[: ia + 1]
+                if len(tail) <= self.params.edge_frames and all(r.exact for r in tail):
+                    self.notes.append(
+                        f"{len(run)} anchored frame(s) before the clip's last {len(tail)} "
+                        "frame(s) are not in it: the B-frames a stream-copy cut drops at its "
+                        "end (not reported as missing)"
+                    )
+                    continue
+                if len(head) <= self.params.edge_frames and all(r.exact for r in head):
+                    self.notes.append(
+                        f"{len(run)} anchored frame(s) after the clip's first {len(head)} "
+                        "frame(s) are not in it: frames a stream-copy cut drops at its start "
+                        "(not reported as missing)"
+                    )
+                    continue
             first, last = self.anchored[run[0]], self.anchored[run[-1]]
             total += len(run)
             anomalies.append(
