@@ -86,7 +86,11 @@ class OrdererService:
         self.server_ssl = tls.node_server_context(wallet, genesis)
         self._queues: dict[str, asyncio.Queue[RaftMessage]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._session: aiohttp.ClientSession | None = None
+        self._session: aiohttp.ClientSession | None = None  # Raft messages, deliver
+        # Forwarded broadcasts wait up to BROADCAST_TIMEOUT for their commit: they get a
+        # pool of their own so that they never hold up the Raft messages to the same
+        # orderer (which cost the leader its quorum under load).
+        self._forward_session: aiohttp.ClientSession | None = None
         self._closing = False
 
     # -- views of the channel ------------------------------------------------------------
@@ -107,6 +111,10 @@ class OrdererService:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=self.client_ssl, limit_per_host=4),
             timeout=aiohttp.ClientTimeout(total=10),
+        )
+        self._forward_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=self.client_ssl, limit_per_host=64),
+            timeout=aiohttp.ClientTimeout(total=BROADCAST_TIMEOUT + 2),
         )
         for peer in self.orderers:
             if peer != self.context.name:
@@ -130,8 +138,9 @@ class OrdererService:
                 await task
         async with self.node.block_added:
             self.node.block_added.notify_all()
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._forward_session):
+            if session is not None:
+                await session.close()
         # Let a Ready being handled finish its disk work before closing the stores.
         for _ in range(100):
             if not self.node._draining:
@@ -256,9 +265,9 @@ class OrdererService:
         leader = self.node.raft.leader_id
         if leader is None or leader == self.context.name:
             raise _unavailable("no Raft leader at the moment; retry shortly", "no_leader")
-        assert self._session is not None
+        assert self._forward_session is not None
         try:
-            async with self._session.post(
+            async with self._forward_session.post(
                 self._peer_url(leader) + "/broadcast",
                 data=data,
                 headers={"Content-Type": "application/octet-stream"},
