@@ -7,6 +7,7 @@ are buffered; nothing touches the ledger until the transaction is validated and 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -28,6 +29,11 @@ class StateReader(Protocol):
     ) -> Iterator[tuple[str, VersionedValue]]: ...
 
     def get_history(self, namespace: str, key: str) -> Sequence[HistoryEntry]: ...
+
+
+# The configuration changes rarely and is read by every simulation that checks an ACL:
+# decode each distinct configuration once (the result is an immutable message).
+_decode_config = functools.lru_cache(maxsize=8)(ChannelConfig.decode)
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,7 @@ class ChaincodeStub:
         if current is None:
             raise ContractError("the channel has no configuration", status=500)
         self._config_read = KVRead(CONFIG_KEY, current.version)
-        return ChannelConfig.decode(current.value)
+        return _decode_config(current.value)
 
     # -- state ----------------------------------------------------------------------------
 
