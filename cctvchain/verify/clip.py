@@ -36,33 +36,13 @@ from cctvchain.ingest import perceptual as P
 from cctvchain.ingest.fingerprint import frame_digest
 from cctvchain.media import DecodedFrame, MediaError, VideoSource
 from cctvchain.verify.align import ClipFrame
+from cctvchain.verify.fingerprints import ClipFingerprints, ClipInfo
+
+__all__ = ["ClipFingerprints", "ClipInfo", "file_sha256", "fingerprint_clip", "grab_pictures"]
 
 Progress = Callable[[int, int | None], None]
 
 _WINDOW = 6  # frames decoded ahead of the one being finished
-
-
-@dataclass(frozen=True)
-class ClipInfo:
-    """What the clip file is."""
-
-    path: str
-    name: str
-    sha256: bytes
-    size: int
-    container: str
-    codec: str
-    width: int
-    height: int
-    frames: int
-    duration_ms: int
-
-
-@dataclass(frozen=True)
-class ClipFingerprints:
-    info: ClipInfo
-    frames: tuple[ClipFrame, ...]
-    perceptual_frames: int = 0  # how many frames got a perceptual fingerprint
 
 
 def file_sha256(path: str | os.PathLike[str]) -> tuple[bytes, int]:
