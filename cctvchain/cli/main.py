@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         ledger_cmd,
         network_cmd,
         node_cmd,
+        verify_cmd,
     )
 
     parser = argparse.ArgumentParser(
@@ -37,7 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cctvchain {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (network_cmd, node_cmd, ca_cmd, app_cmd, ingest_cmd, ledger_cmd, demo_cmd):
+    for module in (
+        network_cmd,
+        node_cmd,
+        ca_cmd,
+        app_cmd,
+        ingest_cmd,
+        ledger_cmd,
+        demo_cmd,
+        verify_cmd,
+    ):
         module.add_parser(sub)
     return parser
 

@@ -77,7 +77,7 @@ import binascii
 import hashlib
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from cryptography import x509
@@ -295,6 +295,16 @@ def compute_checksums(
         metadata=_sha(metadata.encode()),
         validation_codes=_sha(_codes_bytes(anchors)),
         clip=_sha(clip.encode() if clip is not None else b""),
+    )
+
+
+def with_clip(bundle: EvidenceBundle, clip: ClipFingerprints | None) -> EvidenceBundle:
+    """The bundle carrying ``clip``'s fingerprints (checksums recomputed)."""
+    evidence = ClipEvidence.of(clip) if clip is not None else None
+    return replace(
+        bundle,
+        clip=evidence,
+        checksums=compute_checksums(bundle.metadata, bundle.anchors, evidence),
     )
 
 
