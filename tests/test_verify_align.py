@@ -23,6 +23,7 @@ from verify_synth import (
     Source,
     build_clip,
     camera,
+    encode_tiles,
     foreign,
     span,
 )
@@ -396,3 +397,53 @@ def test_any_honest_sub_range_is_authentic_with_its_coverage(
     tolerance = 0 if exact else 2 * FRAME_MS  # a perceptual match places to a frame or two
     assert close(result.coverage.capture_start_ms, cap(first), tolerance)
     assert close(result.coverage.capture_end_ms, cap(last - 1), tolerance)
+
+
+def _still_camera(seconds: float = 12.0) -> Camera:
+    """A camera whose picture does not move (a parked car park at night)."""
+    still = camera(31, seconds)
+    first = still.content[0]
+    frames = [
+        replace(
+            f,
+            dct_hash=first.hash.to_bytes(8, "big") if f.sampled else None,
+            tiles=encode_tiles(first.tiles) if f.sampled else None,
+        )
+        for f in still.frames
+    ]
+    return Camera([first] * still.n, frames)
+
+
+def test_a_still_scene_is_verified_bit_exactly_or_not_at_all() -> None:
+    """A re-encoded copy of a still picture looks like the camera's view but cannot be
+    placed in time: UNVERIFIABLE, never AUTHENTIC_REENCODED and no made-up anomaly."""
+    cam = _still_camera()
+    rng = np.random.default_rng(17)
+    exact = align(build_clip(cam, span(20, 200), rng), cam.frames)
+    assert exact.verdict == Verdict.AUTHENTIC
+    cut = align(build_clip(cam, span(20, 100) + span(150, 200), rng), cam.frames)
+    assert kinds(cut) == [AnomalyKind.MISSING]
+    for sources in (
+        span(20, 200, exact=False),
+        span(20, 100, exact=False) + span(150, 200, exact=False),
+    ):
+        result = align(build_clip(cam, sources, rng), cam.frames)
+        assert result.verdict == Verdict.UNVERIFIABLE and "too still" in result.reason
+        assert result.anomalies == ()
+
+
+def test_a_still_stretch_followed_by_an_edit_is_no_held_frame(cam: Camera) -> None:
+    """Frozen-looking frames are a hold only if the camera's own picture moved on."""
+    rng = np.random.default_rng(18)
+    still = _still_camera()
+    # Mixed: moving content, then a still stretch (the camera's own, re-encoded), then an
+    # edited frame that jumps: no DUPLICATED, only the edit.
+    frames = list(cam.frames[:100]) + [
+        replace(f, capture_time_ms=T0 + (100 + k) * FRAME_MS, segment=0, index=100 + k)
+        for k, f in enumerate(still.frames[:60])
+    ]
+    mixed = Camera(list(cam.content[:100]) + still.content[:60], frames)
+    sources = span(0, 160, exact=False)
+    sources[150] = Source(150, exact=False, edit="altered")
+    result = align(build_clip(mixed, sources, rng), mixed.frames)
+    assert AnomalyKind.DUPLICATED not in kinds(result), result.anomalies

@@ -356,3 +356,71 @@ def _well_formed(page: str) -> None:
     checker.feed(page)
     assert checker.stack == [], checker.stack
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_a_still_scene_on_real_video(tmp_path: Path) -> None:
+    """A CCTV-like still view (static textured background, sensor noise, an object too
+    faint to move the picture): decode-exact copies are verified frame by frame, edits
+    included; a re-encoded copy is UNVERIFIABLE (it cannot be placed in time), and a
+    still stretch followed by an edit is not mistaken for a held frame."""
+    from cctvchain.chaincode.cctv.model import SamplingPolicy
+    from cctvchain.ingest import perceptual as P
+    from cctvchain.ingest.segment import Segmenter
+    from cctvchain.media import decode_frames
+    from cctvchain.verify.result import verify_clip
+
+    source = (
+        "color=c=0x506070:s=320x180:r=25,"
+        "geq=lum='lum(X,Y)+40*sin(X/23)*cos(Y/17)':cb='cb(X,Y)':cr='cr(X,Y)',"
+        "noise=alls=10:allf=t"
+    )
+    still = tmp_path / "still.mp4"
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        source,
+        "-t",
+        "8",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-g",
+        "25",
+        "-bf",
+        "0",
+        "-crf",
+        "23",
+        "-pix_fmt",
+        "yuv420p",
+        str(still),
+    )
+    segmenter = Segmenter("CAM-STILL", SamplingPolicy("normal", 1))
+    sealed = []
+    for f in decode_frames(still):
+        done = segmenter.add(
+            f.pts_ms,
+            1_767_225_600_000 + f.pts_ms,
+            f.digest,
+            lambda f=f: P.fingerprint(f.thumbnail()),
+        )
+        if done is not None:
+            sealed.append(done)
+    last = segmenter.flush()
+    assert last is not None
+    segments = [(s.segment, s.records) for s in [*sealed, last]]
+
+    def verdict_of(clip: Path) -> tuple[str, list[str]]:
+        result = verify_clip(fingerprint_clip(clip), "CAM-STILL", segments)
+        assert result.alignment is not None
+        return str(result.verdict), [a.kind.value for a in result.alignment.anomalies]
+
+    cut_exact = _concat(tmp_path, "cut.mkv", [(0, 0, 75), (0, 125, 200)], LOSSLESS, [still])
+    box = transcode(still, tmp_path / "box.mp4", "-vf", BOX.replace("137", "150"), *REENCODE)
+    reencoded = transcode(still, tmp_path / "re.mp4", "-c:v", "libx264", "-b:v", "200k")
+    assert verdict_of(transcode(still, tmp_path / "remux.mkv", "-c", "copy")) == ("AUTHENTIC", [])
+    assert verdict_of(cut_exact) == ("TAMPERED", ["MISSING"])
+    for clip in (reencoded, box):
+        verdict, kinds = verdict_of(clip)
+        assert verdict == "UNVERIFIABLE" and kinds == [], (clip.name, verdict, kinds)

@@ -69,8 +69,11 @@ The algorithm
    within tolerance, capture time increasing) are merged. With no point at all but
    *ambiguous* occurrences (the content matches but is too still to place), one piece
    is placed by timestamps: the clip's pts taken as the stream's pts when they fall in
-   the anchored pts range, else the clip's start at the first anchored frame (noted as
-   low-confidence placement).
+   the anchored pts range, else the clip's start at the first anchored frame. Its frames
+   are still classified (for the report), but the verdict is then ``UNVERIFIABLE``
+   with no anomaly: a still scene re-encoded looks like the camera's view, yet its
+   capture time, order and completeness are not established (it could be another day
+   of the same view).
 5. **Boundaries.** A piece spans the clip frames from its first to its last point. The
    frames between two pieces, before the first and after the last, are assigned by the
    clip's own content. A *cut* between consecutive clip frames is ≥ 16 of the 64 tiles
@@ -126,7 +129,9 @@ The algorithm
    whose fingerprints stay within Hamming 2 and tile distance 4 of the run's first frame
    is a held frame when the camera's content moved meanwhile: a sampled anchored frame
    inside the run's slots that is not the same content as the held frame, or a cut
-   right after the run (the picture jumps to where the camera had moved meanwhile).
+   right after the run together with the camera's own picture at the first sampled
+   frame after the run (within 1.5 s) not being the held one (the picture jumps to
+   where the camera had moved meanwhile; a still scene that is then edited is no hold).
    Its frames after the first are
    ``DUPLICATED`` (of the first one's slot).
 
@@ -1119,9 +1124,24 @@ class _Aligner:
                 dist = _dist(self.ct[start], self.at[j])
                 if h > self.params.same_hamming or bool((dist > self.params.tile_changed).any()):
                     return True
+        # Or the run ends in a content cut, and the camera's own picture at the first
+        # sampled frame after the run (within 1.5 s) is not the held one: the camera's
+        # scene moved on while the clip held still (a still scene that is then edited
+        # is no hold).
         end = run[-1]
-        # Or the run ends in a content cut: the camera's picture moved on meanwhile.
-        return end + 1 < self.n and bool(self.cut[end])
+        if end + 1 >= self.n or not self.cut[end]:
+            return False
+        j_end = slots.get(end)
+        if j_end is None:
+            return False
+        for j in range(j_end + 1, self.m):
+            if self.t[j] - self.t[j_end] > 1500:
+                break
+            if self.sampled[j]:
+                h = (int(self.ch[start]) ^ self.ah[j]).bit_count()
+                dist = _dist(self.ct[start], self.at[j])
+                return h > self.params.same_hamming or bool((dist > self.params.tile_changed).any())
+        return False
 
     # -- the whole -----------------------------------------------------------------------
 
@@ -1436,7 +1456,11 @@ class _Aligner:
             )
             for p in pieces
         )
-        verdict, reason = self.verdict(results, anomalies, verified)
+        if any(p.by_timestamps for p in pieces):
+            # Placed by timestamps only: nothing about time, order or completeness is
+            # established, so no anomaly either.
+            anomalies, missing_count = [], 0
+        verdict, reason = self.verdict(results, anomalies, verified, pieces)
         return Alignment(
             verdict,
             reason,
@@ -1450,11 +1474,22 @@ class _Aligner:
         )
 
     def verdict(
-        self, results: list[FrameResult], anomalies: list[Anomaly], verified: int
+        self,
+        results: list[FrameResult],
+        anomalies: list[Anomaly],
+        verified: int,
+        pieces: list[_Piece],
     ) -> tuple[Verdict, str]:
         if verified == 0:
             return Verdict.UNVERIFIABLE, (
                 "no frame of the clip could be placed on an anchored frame of the camera"
+            )
+        if any(p.by_timestamps for p in pieces):
+            return Verdict.UNVERIFIABLE, (
+                "the clip's content is too still to verify a re-encoded copy: it looks like "
+                "the camera's scene, but its capture time, order and completeness cannot be "
+                "established from the anchored fingerprints (a decode-exact copy would be "
+                "verified frame by frame)"
             )
         exact = [r for r in results if r.exact]
         if not exact:
