@@ -46,9 +46,10 @@ The algorithm
    point joins the current piece if its offset is within ``δ/2`` of the previous exact
    point's (tolerating timestamp jitter that drifts slowly); any other point if its
    offset is within ``2.5 δ`` of the piece's reference offset (the median of its exact
-   offsets, else of all its offsets — the fuzziness of a perceptual match in moving
-   content). Otherwise the point opens a new piece — unless it is a *weak* perceptual
-   match (Hamming ≥ 9, beyond what a re-encode alone produced in calibration, worst 8):
+   offsets, else the median of its points' offsets weighted by ``(13 - hamming)²`` —
+   ``2.5 δ`` is the fuzziness of a perceptual match in moving content). Otherwise the
+   point opens a new piece — unless it is a *weak* perceptual match (Hamming ≥ 9,
+   beyond what a re-encode alone produced in calibration, worst 8):
    a sampled frame whose own frame was cut or replaced still weakly matches a frame a
    few positions away, so a weak match may extend a piece but not open one (except the
    first).
@@ -63,9 +64,9 @@ The algorithm
    or (b) it lies between two pieces that agree with each other and no cut separates
    them (an island in continuous content — a real piece from elsewhere is bounded by
    cuts — is a coincidental match, e.g. in periodic content), or (c) it lies between
-   two pieces that agree with each other and, for each of its
-   points ``(i, j)``, the clip frame at ``t_j - o`` under their offset ``o`` also shows
-   ``j`` (Hamming ≤ 12; its points move there). Adjacent pieces that agree (offsets
+   two pieces that agree with each other and, for each of its points ``(i, j)``, the
+   clip frame at ``t_j - o`` under their offset ``o`` also shows ``j`` (Hamming ≤ 12;
+   its points move there). Adjacent pieces that agree (offsets
    within tolerance, capture time increasing) are merged. With no point at all but
    *ambiguous* occurrences (the content matches but is too still to place), one piece
    is placed by timestamps: the clip's pts taken as the stream's pts when they fall in
@@ -84,8 +85,7 @@ The algorithm
    to the clip's own motion: against the median of the 24 neighbouring pairs, at least 4
    tiles and 3 (median + 1) tiles change and the Hamming distance is at least twice its
    median + 4 (slow content). A *strong* cut (different content) is ≥ 16 tiles, or
-   ≥ 22 bits with ≥ 8 tiles.
-   Between two pieces, frames up to the first cut extend the
+   ≥ 22 bits with ≥ 8 tiles. Between two pieces, frames up to the first cut extend the
    earlier piece, frames after the last cut the later one, and frames between the first
    and the last cut are orphans. Without a cut the split point is the one that best
    agrees with the sampled anchored frames the gap frames land on (+1 for each that
@@ -132,8 +132,7 @@ The algorithm
    right after the run together with the camera's own picture at the first sampled
    frame after the run (within 1.5 s) not being the held one (the picture jumps to
    where the camera had moved meanwhile; a still scene that is then edited is no hold).
-   Its frames after the first are
-   ``DUPLICATED`` (of the first one's slot).
+   Its frames after the first are ``DUPLICATED`` (of the first one's slot).
 
    A mismatch that is not frozen is ``INSERTED`` in place. Orphans are ``INSERTED``,
    and so are the frames inside a piece between two cuts with no point between them
@@ -145,15 +144,14 @@ The algorithm
    exceeds what the clip's frame spacing explains — ``1.5 δa`` when the clip has the
    camera's frame rate (one dropped frame is found), ``δc + δa`` when it was converted
    to another rate (its frames land on anchored slots only to within half an interval at
-   each end) — unless the clip frames
-   between the two covering frames are in-place replacements (``INSERTED`` or
+   each end) — unless the clip frames between the two covering frames are in-place
+   replacements (``INSERTED`` or
    ``DUPLICATED``, at least half as many as the run needs), which are reported as such;
    or at most 3 frames are missing with at most 3 bit-exact frames between the gap and
    the clip's end or start (what ``ffmpeg -ss/-t -c copy`` does with B-frames: it keeps
    the reference frame shown after them and drops them; stated in the notes), or the
-   run is no longer than ``2.5 δ`` next to a frame placed perceptually (that is
-   the placement accuracy of a perceptual match; the perceptual tier's offset is the
-   median of its points' offsets weighted by ``(13 - hamming)²``).
+   run is no longer than ``2.5 δ`` next to a frame placed perceptually (the placement
+   accuracy of a perceptual match).
 9. **Anomalies** group consecutive frames of one status (``MISSING``: each run). Clip
    ranges are the pts of the first and last frame involved (inclusive instants; for
    ``MISSING`` the two clip frames around the gap); capture ranges the capture times of
@@ -164,16 +162,20 @@ The algorithm
     ``UNVERIFIABLE`` ("not a recording of this camera in this range, or altered
     throughout"), never ``TAMPERED``: no anchored recording can be shown to be the one
     that was altered. A clip matched only perceptually whose every matching sampled
-    frame is nearly flat (no texture) is ``UNVERIFIABLE`` as well. Otherwise: any
+    frame is nearly flat (no texture) is ``UNVERIFIABLE`` as well, and so is a clip
+    placed by timestamps only (step 4: a still scene re-encoded). Otherwise: any
     anomaly → ``TAMPERED``; every verified frame exact → ``AUTHENTIC``; else
     ``AUTHENTIC_REENCODED``. ``UNANCHORED`` frames lower the clip coverage (stated) but
     are not anomalies.
 
 Limits (stated in the report): at 1 sampled frame/s a re-encoded copy is compared
 directly only on sampled frames; other frames are judged by continuity, so an edit of a
-non-sampled frame is found only as a transient change, and a piece shorter than the
+non-sampled frame is found only as a transient change, a piece shorter than the
 sampling interval that was moved or replaced may be reported as ``INSERTED`` rather
-than ``REORDERED``. In a decode-exact copy every frame is checked bit for bit.
+than ``REORDERED``, a gap shorter than ``2.5 δ`` (about 0.1 s) is not resolved, and a
+hold shorter than the sampling interval that starts on a sampled frame is found only
+through its exit jump. A re-encoded copy of a still scene cannot be placed in time at
+all (``UNVERIFIABLE``). In a decode-exact copy every frame is checked bit for bit.
 """
 
 from __future__ import annotations
