@@ -14,7 +14,6 @@ elsewhere or later) or :class:`NodeRefused` with the peer's status and code
 
 from __future__ import annotations
 
-import json
 import ssl
 from dataclasses import dataclass
 from types import TracebackType
@@ -24,13 +23,10 @@ import aiohttp
 
 from cctvchain.ingest.records import SegmentRecords
 from cctvchain.ingest.segment import SealedSegment
-from cctvchain.node.client import check_url
+from cctvchain.node.client import call_json, check_url
 from cctvchain.node.errors import (
     NodeClientError,
     NodeProtocolError,
-    NodeRefused,
-    NodeTLSError,
-    NodeUnreachable,
 )
 
 OCTET_STREAM = "application/octet-stream"
@@ -116,30 +112,6 @@ class RecordsClient:
         except ValueError as exc:
             raise NodeClientError(str(exc)) from None
         what = f"the peer at {base}"
-        headers = {"Content-Type": OCTET_STREAM} if body is not None else {}
-        try:
-            async with self._session.request(
-                method, base + path, data=body, headers=headers
-            ) as response:
-                status = response.status
-                raw = await response.read()
-        except aiohttp.ClientSSLError as exc:
-            raise NodeTLSError(f"TLS with {what} failed: {exc}") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise NodeUnreachable(f"cannot reach {what}: {exc.os_error}") from None
-        except aiohttp.ClientError as exc:
-            raise NodeUnreachable(f"call to {what} failed: {exc}") from None
-        except TimeoutError:
-            raise NodeUnreachable(f"{what} did not answer within {self.timeout:g} s") from None
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, ValueError):
-            data = None
-        if status >= 400:
-            if isinstance(data, dict) and isinstance(data.get("code"), str):
-                raise NodeRefused(what, status, data["code"], str(data.get("message", "")))
-            text = raw[:200].decode("utf-8", "replace").strip()
-            raise NodeRefused(what, status, f"http_{status}", text or "no details")
-        if not isinstance(data, dict):
-            raise NodeProtocolError(f"{what} answered {method} {path} with no JSON object")
-        return data
+        return await call_json(
+            self._session, method, base, path, what=what, data=body, timeout=self.timeout
+        )

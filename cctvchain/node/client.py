@@ -40,6 +40,7 @@ __all__ = [
     "NodeRefused",
     "NodeTLSError",
     "NodeUnreachable",
+    "call_json",
     "check_url",
     "wait_until_healthy",
 ]
@@ -115,41 +116,73 @@ class NodeClient:
         """The JSON object the node answers; a :class:`NodeClientError` otherwise."""
         if self._session is None:
             raise RuntimeError("use NodeClient in an 'async with' block")
-        try:
-            async with self._session.request(method, self.url + path, json=body) as response:
-                status = response.status
-                raw = await response.read()
-        except aiohttp.ClientSSLError as exc:
-            raise NodeTLSError(self._tls_message(exc)) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise NodeUnreachable(f"cannot reach {self.what}: {_os_reason(exc.os_error)}") from None
-        except aiohttp.ClientOSError as exc:
-            if isinstance(exc.__cause__, ssl.SSLError) or "SSL" in str(exc):
-                raise NodeTLSError(self._tls_message(exc)) from None
-            raise NodeUnreachable(f"lost the connection to {self.what}: {exc}") from None
-        except aiohttp.ServerDisconnectedError:
-            raise NodeUnreachable(f"{self.what} closed the connection without answering") from None
-        except aiohttp.ClientError as exc:
-            raise NodeUnreachable(f"call to {self.what} failed: {exc}") from None
-        except TimeoutError:
-            raise NodeUnreachable(f"{self.what} did not answer within {self.timeout:g} s") from None
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, ValueError):
-            data = None
-        if status >= 400:
-            if isinstance(data, dict) and isinstance(data.get("code"), str):
-                raise NodeRefused(self.what, status, data["code"], str(data.get("message", "")))
-            text = raw[:200].decode("utf-8", "replace").strip()
-            raise NodeRefused(self.what, status, f"http_{status}", text or "no details")
-        if not isinstance(data, dict):
-            raise NodeProtocolError(f"{self.what} answered {method} {path} with no JSON object")
-        return data
+        return await call_json(
+            self._session,
+            method,
+            self.url,
+            path,
+            what=self.what,
+            data=json.dumps(body).encode() if body is not None else None,
+            content_type="application/json",
+            timeout=self.timeout,
+            tls_hint=self.tls_hint,
+        )
 
-    def _tls_message(self, exc: BaseException) -> str:
-        reason = _ssl_reason(exc)
-        hint = f" ({self.tls_hint})" if self.tls_hint else ""
-        return f"TLS with {self.what} failed: {reason}{hint}"
+
+async def call_json(
+    session: aiohttp.ClientSession,
+    method: str,
+    base_url: str,
+    path: str,
+    *,
+    what: str,
+    data: bytes | None = None,
+    content_type: str = "application/octet-stream",
+    timeout: float,
+    tls_hint: str = "",
+    refused: type[NodeRefused] = NodeRefused,
+) -> dict[str, Any]:
+    """One call to a node; the JSON object it answers, or one clear NodeClientError.
+
+    The one place where transport failures and a node's ``{code, message}`` refusals
+    become errors, for every client of the nodes (CLI, gateway, extractor).
+    """
+    headers = {"Content-Type": content_type} if data is not None else {}
+    try:
+        async with session.request(method, base_url + path, data=data, headers=headers) as response:
+            status = response.status
+            raw = await response.read()
+    except aiohttp.ClientSSLError as exc:
+        raise NodeTLSError(_tls_message(what, exc, tls_hint)) from None
+    except aiohttp.ClientConnectorError as exc:
+        raise NodeUnreachable(f"cannot reach {what}: {_os_reason(exc.os_error)}") from None
+    except aiohttp.ClientOSError as exc:
+        if isinstance(exc.__cause__, ssl.SSLError) or "SSL" in str(exc):
+            raise NodeTLSError(_tls_message(what, exc, tls_hint)) from None
+        raise NodeUnreachable(f"lost the connection to {what}: {exc}") from None
+    except aiohttp.ServerDisconnectedError:
+        raise NodeUnreachable(f"{what} closed the connection without answering") from None
+    except aiohttp.ClientError as exc:
+        raise NodeUnreachable(f"call to {what} failed: {exc}") from None
+    except TimeoutError:
+        raise NodeUnreachable(f"{what} did not answer within {timeout:g} s") from None
+    try:
+        answer = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        answer = None
+    if status >= 400:
+        if isinstance(answer, dict) and isinstance(answer.get("code"), str):
+            raise refused(what, status, answer["code"], str(answer.get("message", "")))
+        text = raw[:200].decode("utf-8", "replace").strip()
+        raise refused(what, status, f"http_{status}", text or "no details")
+    if not isinstance(answer, dict):
+        raise NodeProtocolError(f"{what} answered {method} {path} with no JSON object")
+    return answer
+
+
+def _tls_message(what: str, exc: BaseException, hint: str) -> str:
+    suffix = f" ({hint})" if hint else ""
+    return f"TLS with {what} failed: {_ssl_reason(exc)}{suffix}"
 
 
 def _ssl_reason(exc: BaseException) -> str:

@@ -34,13 +34,11 @@ import aiohttp
 from cctvchain.client.transaction import ClientIdentity, new_proposal
 from cctvchain.codec import CodecError
 from cctvchain.crypto import Domain
-from cctvchain.node.client import check_url
+from cctvchain.node.client import call_json, check_url
 from cctvchain.node.errors import (
     NodeClientError,
     NodeProtocolError,
     NodeRefused,
-    NodeTLSError,
-    NodeUnreachable,
 )
 from cctvchain.tx.messages import Envelope, SignedProposal, TransactionPayload
 
@@ -276,33 +274,16 @@ class Gateway:
         """One call; the JSON object answered, or a NodeClientError."""
         if self._session is None:
             raise RuntimeError("use Gateway in an 'async with' block")
-        headers = {"Content-Type": OCTET_STREAM} if body is not None else {}
-        try:
-            async with self._session.request(
-                method, self.url + path, data=body, headers=headers
-            ) as response:
-                status = response.status
-                raw = await response.read()
-        except aiohttp.ClientSSLError as exc:
-            raise NodeTLSError(f"TLS with {self.what} failed: {exc}") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise NodeUnreachable(f"cannot reach {self.what}: {exc.os_error}") from None
-        except aiohttp.ClientError as exc:
-            raise NodeUnreachable(f"call to {self.what} failed: {exc}") from None
-        except TimeoutError:
-            raise NodeUnreachable(f"{self.what} did not answer within {self.timeout:g} s") from None
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, ValueError):
-            data = None
-        if status >= 400:
-            if isinstance(data, dict) and isinstance(data.get("code"), str):
-                raise GatewayRefused(self.what, status, data["code"], str(data.get("message", "")))
-            text = raw[:200].decode("utf-8", "replace").strip()
-            raise GatewayRefused(self.what, status, f"http_{status}", text or "no details")
-        if not isinstance(data, dict):
-            raise NodeProtocolError(f"{self.what} answered {method} {path} with no JSON object")
-        return data
+        return await call_json(
+            self._session,
+            method,
+            self.url,
+            path,
+            what=self.what,
+            data=body,
+            timeout=self.timeout,
+            refused=GatewayRefused,
+        )
 
 
 def _field(data: dict[str, Any], key: str, kind: type, what: str) -> Any:
