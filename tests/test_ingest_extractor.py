@@ -257,6 +257,9 @@ def test_extractor_killed_in_an_outage_and_camera_restarted_lose_nothing_and_rec
         wait_for(lambda: len(list(spool.glob("*.seg"))) >= 2, 20, "segments spooled", 0.1)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
+        # Stay down a few seconds: a session's capture clock can run ~1 s ahead (the
+        # server's cached keyframe), and an immediate restart would then leave no gap.
+        time.sleep(3)
         left = Spool(spool)
         spooled = {s: left.get(s).segment_hash for s in left.pending()}
         second = start_ingest([*args, "--duration", "22"], tmp_path / "second.log")
