@@ -42,8 +42,10 @@ V = TxValidationCode
 def test_validation_codes_are_fabrics() -> None:
     assert (V.VALID, V.DUPLICATE_TXID, V.MVCC_READ_CONFLICT) == (0, 9, 11)
     assert (V.INVALID_CHAINCODE, V.NOT_VALIDATED, V.INVALID_OTHER_REASON) == (25, 254, 255)
-    assert len(V) == 29  # Fabric's 28 plus EXPIRED_OR_REVOKED_IDENTITY
+    # Fabric's 28 plus EXPIRED_OR_REVOKED_IDENTITY and UNKNOWN_CERTIFICATE_REFERENCE
+    assert len(V) == 30
     assert V.EXPIRED_OR_REVOKED_IDENTITY == 26
+    assert V.UNKNOWN_CERTIFICATE_REFERENCE == 27
     assert code_name(10) == "ENDORSEMENT_POLICY_FAILURE"
     assert code_name(100) == "UNKNOWN(100)"
 

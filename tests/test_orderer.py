@@ -19,6 +19,7 @@ from cctvchain.ledger.config import BatchConfig, ChannelConfig
 from cctvchain.ledger.genesis import ConfigTransaction, make_genesis_block, sign_config
 from cctvchain.ledger.store import Ledger
 from cctvchain.ledger.validation import TxValidationCode
+from cctvchain.msp.certref import certificate_reference
 from cctvchain.msp.identity import ValidationCache
 from cctvchain.msp.testing import InMemoryOrg
 from cctvchain.ordering.orderer import BroadcastRefused, Orderer, OrdererSigner
@@ -275,7 +276,9 @@ def check_chain(setup: Setup, blocks: list[Block]) -> None:
         assert block.header.previous_hash == previous
         assert block.header.data_hash == merkle_root(list(block.transactions))
         (signature,) = block.metadata.signatures
-        assert (signature.msp_id, signature.cert) == (identity.msp_id, identity.cert_pem)
+        # The channel configuration lists the orderer's certificate: signed by reference.
+        reference = certificate_reference(identity.cert_pem)
+        assert (signature.msp_id, signature.cert) == (identity.msp_id, reference)
         verify_block_signature(block.header, signature, identity.key.verifying_key)
         signer = validator.check_block(block, number, previous, START)
         assert (signer.name, signer.id_type) == ("orderer0", "orderer")

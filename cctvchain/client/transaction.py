@@ -7,9 +7,10 @@ their clock, tests pass fixed values.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cctvchain.crypto import Domain, SigningKey
+from cctvchain.msp.certref import certificate_reference
 from cctvchain.tx.messages import (
     Envelope,
     Proposal,
@@ -27,16 +28,33 @@ class EndorsementError(ValueError):
 
 @dataclass(frozen=True)
 class ClientIdentity:
-    """An enrolled identity able to sign: its MSP id, certificate (PEM) and key."""
+    """An enrolled identity able to sign: its MSP id, certificate (PEM) and key.
+
+    With ``by_reference`` its transactions name it by certificate reference (SHA-256 of
+    the PEM, 32 bytes instead of ~800): use it only once a block carried the full
+    certificate (e.g. after one of its transactions committed), and fall back to the
+    full certificate when a node answers ``unknown_certificate_reference``.
+    """
 
     msp_id: str
     cert: bytes
     key: SigningKey
     name: str = ""
+    by_reference: bool = False
 
     @property
     def serialized(self) -> SerializedIdentity:
+        if self.by_reference:
+            return SerializedIdentity(self.msp_id, certificate_reference(self.cert))
         return SerializedIdentity(self.msp_id, self.cert)
+
+    def referenced(self) -> ClientIdentity:
+        """The same identity, naming itself by certificate reference."""
+        return self if self.by_reference else replace(self, by_reference=True)
+
+    def in_full(self) -> ClientIdentity:
+        """The same identity, carrying its full certificate."""
+        return replace(self, by_reference=False) if self.by_reference else self
 
 
 def new_proposal(

@@ -145,6 +145,7 @@ class InProcessNetwork:
             ),
             height=self.orderer_ledger.height,
             head_hash=self.orderer_ledger.head_hash,
+            certificates=self.orderer_ledger.certificate,
         )
         self._orderer_context: ChannelContext | None = None
         self.peers: list[InProcessPeer] = []
@@ -172,6 +173,7 @@ class InProcessNetwork:
             identity=SerializedIdentity(identity.msp_id, identity.cert_pem),
             key=identity.key,
             contracts=self.contracts,
+            certificates=ledger.certificate,
         )
         return InProcessPeer(name, org.msp_id, identity, ledger, committer, endorser)
 

@@ -61,7 +61,9 @@ class MetadataSignature(Message):
 
     TYPE = "ledger.block_signature"
     msp_id: str
-    cert: bytes  # PEM of the signing orderer's identity certificate
+    # PEM of the signing orderer's identity certificate, or its 32-byte reference
+    # (SHA-256 of the PEM) when the channel configuration lists that certificate.
+    cert: bytes
     signature: bytes
 
 

@@ -50,6 +50,10 @@ class ConfigTransaction(Message):
     def state_writes(self) -> Sequence[KVWrite]:
         return [KVWrite(CONFIG_NAMESPACE, CONFIG_KEY, self.config.encode())]
 
+    def certificates(self) -> Sequence[bytes]:
+        """The certificates it carries (the admins'), for the ledger's registry."""
+        return [signature.cert for signature in self.signatures]
+
 
 def sign_config(
     config: ChannelConfig, key: SigningKey, msp_id: str, cert: bytes

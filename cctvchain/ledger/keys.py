@@ -10,6 +10,9 @@ ranges over strings. Key families, one leading byte each:
   length prefix keeps the entries of key ``"a"`` apart from those of ``"a\\x00b"``.
 * ``n`` block number → location, ``h`` block hash → number, ``t`` tx id → position,
   ``m:savepoint`` → what the index covers.
+* ``c`` certificate registry: ``c | SHA-256(PEM)`` → the PEM, for every certificate
+  carried in the transactions of a committed block (what certificate references
+  resolve against).
 
 Composite keys are Fabric's: ``"\\x00" + object_type + "\\x00" + attr + "\\x00" ...``.
 """
@@ -24,6 +27,7 @@ HISTORY_PREFIX = b"y"
 BLOCK_NUMBER_PREFIX = b"n"
 BLOCK_HASH_PREFIX = b"h"
 TX_PREFIX = b"t"
+CERTIFICATE_PREFIX = b"c"
 SAVEPOINT_KEY = b"m:savepoint"
 
 NS_SEPARATOR = b"\x00"
@@ -154,6 +158,10 @@ def tx_key(tx_id: str) -> bytes:
     if not raw:
         raise KeyEncodingError("transaction id must not be empty")
     return TX_PREFIX + raw
+
+
+def certificate_key(reference: bytes) -> bytes:
+    return CERTIFICATE_PREFIX + reference
 
 
 def decode_u64(raw: bytes) -> int:

@@ -6,7 +6,9 @@ Commit protocol (``append_block``):
 1. check the block against the head and work out every index change (nothing written);
 2. append the block's frame to the block files and fsync it;
 3. write ONE LevelDB batch with ``sync=True``: block-number and block-hash index, tx-id
-   index, state writes with their versions, history entries, and the savepoint.
+   index, state writes with their versions, history entries, the certificate registry
+   (every PEM certificate the block's transactions carry, keyed by its SHA-256, whatever
+   their validation codes), and the savepoint.
 
 A crash before 2 completes leaves at most a torn frame at the end of the last block
 file; a crash between 2 and 3 leaves a complete frame that the index does not cover.
@@ -76,6 +78,7 @@ from cctvchain.ledger.records import (
 )
 from cctvchain.ledger.transaction import decode_block_transactions
 from cctvchain.ledger.validation import TxValidationCode
+from cctvchain.msp.certref import certificate_reference, is_reference, is_registrable
 
 log = logging.getLogger(__name__)
 
@@ -313,8 +316,13 @@ class Ledger(StateReader):
         check_block_structure(block, self.height, self.head_hash)
         ops: list[_Op] = []
         indexed: set[str] = set()
+        registered: set[bytes] = set()
         for tx in decode_block_transactions(block, decoded):
             valid = tx.code == TxValidationCode.VALID
+            # Every transaction's certificates, whatever its code: an orderer's ledger
+            # (which has no codes) must hold the same registry as a peer's.
+            if tx.message is not None:
+                ops += self._certificate_ops(tx.message, registered)
             where = f"block {number}: transaction {tx.index}"
             if tx.tx is None:
                 if valid:
@@ -339,6 +347,26 @@ class Ledger(StateReader):
                 ops.append((tx_index_key, TxIndexEntry(number, tx.index, tx.code).encode()))
             if valid:
                 ops += self._write_ops(tx.tx.tx_id, tx.tx.state_writes(), number, tx.index, where)
+        return ops
+
+    def _certificate_ops(self, message: Message, registered: set[bytes]) -> list[_Op]:
+        """Registry entries for the PEM certificates ``message`` carries that the registry
+        lacks (``registered``: those already added for this block). Only transaction data
+        is registered, never block metadata: each orderer signs its own copy of a block."""
+        carried = getattr(message, "certificates", None)
+        if carried is None:
+            return []
+        ops: list[_Op] = []
+        for cert in carried():
+            if not isinstance(cert, bytes) or not is_registrable(cert):
+                continue
+            reference = certificate_reference(cert)
+            if reference in registered:
+                continue
+            registered.add(reference)
+            key = keys.certificate_key(reference)
+            if self._db.get(key) is None:
+                ops.append((key, cert))
         return ops
 
     @staticmethod
@@ -542,6 +570,22 @@ class Ledger(StateReader):
         block = self.get_block(entry.block)
         return TxRecord(tx_id, entry.block, entry.tx, entry.code, block.transactions[entry.tx])
 
+    # -- certificate registry ----------------------------------------------------------------
+
+    def certificate(self, reference: bytes) -> bytes | None:
+        """The PEM certificate whose SHA-256 is ``reference``, if a committed block's
+        transactions carried it (what certificate references resolve against). Safe from
+        any thread."""
+        if not is_reference(reference):
+            return None
+        value: bytes | None = self._source().get(keys.certificate_key(reference))
+        return value
+
+    def certificate_references(self) -> set[bytes]:
+        """Every reference in the registry (for checks and comparisons)."""
+        prefix = keys.CERTIFICATE_PREFIX
+        return {key[len(prefix) :] for key, _ in self._source().iterator(prefix=prefix)}
+
     # -- state -----------------------------------------------------------------------------
 
     def snapshot(self) -> LedgerSnapshot:
@@ -569,19 +613,22 @@ class Ledger(StateReader):
         return state
 
     def dump_index(self) -> dict[bytes, bytes]:
-        """Every key and value of the index (state, history, tx ids, blocks, savepoint)."""
+        """Every key and value of the index (state, history, tx ids, blocks, certificate
+        registry, savepoint)."""
         return dict(self._source().iterator())
 
     # -- verification ----------------------------------------------------------------------
 
     def verify_chain(self) -> ChainReport:
         """Scan every block file: frame checksums, numbering, previous-hash links, data
-        hashes, validation flags, and that the index agrees with every block."""
+        hashes, validation flags, and that the index agrees with every block (its
+        certificate registry holds exactly the certificates the blocks carry)."""
         with self._mutex:
             db = self._source()
             previous = ZERO_HASH
             number = 0
             tx_count = 0
+            carried: set[bytes] = set()
             for item in self._blocks.scan(0, 0):
                 if not isinstance(item, GoodFrame):
                     name = file_name(item.file)
@@ -592,13 +639,19 @@ class Ledger(StateReader):
                         file=name,
                     )
                 block = self._verify_frame(item, number, previous)
-                self._verify_index(db, block, item.location)
+                self._verify_index(db, block, item.location, carried)
                 previous = block.hash()
                 number += 1
                 tx_count += len(block.transactions)
             if number != self.height or previous != self.head_hash:
                 raise LedgerCorruptError(
                     f"the block files hold {number} blocks but the index has {self.height}"
+                )
+            extra = self.certificate_references() - carried
+            if extra:
+                raise LedgerCorruptError(
+                    f"the certificate registry holds {len(extra)} certificate(s) that no "
+                    f"block carries (e.g. {min(extra).hex()})"
                 )
             return ChainReport(number, previous, len(self._blocks.file_numbers()), tx_count)
 
@@ -620,7 +673,9 @@ class Ledger(StateReader):
             raise BlockCorruptError(f"{where}: {exc}", block_number=number, file=name) from exc
         return block
 
-    def _verify_index(self, db: Any, block: Block, location: FrameLocation) -> None:
+    def _verify_index(
+        self, db: Any, block: Block, location: FrameLocation, carried: set[bytes]
+    ) -> None:
         number = block.number
         name = file_name(location.file)
 
@@ -640,6 +695,16 @@ class Ledger(StateReader):
         if db.get(keys.block_hash_key(block.hash())) != keys.u64(number):
             raise disagree("the block hash index does not point at it")
         for tx in decode_block_transactions(block):
+            for cert in getattr(tx.message, "certificates", list)():
+                if not isinstance(cert, bytes) or not is_registrable(cert):
+                    continue
+                reference = certificate_reference(cert)
+                carried.add(reference)
+                if db.get(keys.certificate_key(reference)) != cert:
+                    raise disagree(
+                        f"transaction {tx.index}'s certificate {reference.hex()} is not in "
+                        "the certificate registry"
+                    )
             if tx.tx is None:
                 continue
             raw = db.get(keys.tx_key(tx.tx.tx_id))

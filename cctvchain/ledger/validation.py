@@ -40,6 +40,11 @@ class TxValidationCode(enum.IntEnum):
     # was expired, not yet valid or revoked at the proposal's time. Kept apart because
     # for evidence "signed by a revoked camera" must not read like "forged signature".
     EXPIRED_OR_REVOKED_IDENTITY = 26
+    # Not in Fabric (which carries every certificate in full): the creator or an
+    # endorser is given as a certificate reference (SHA-256 of the PEM) that no earlier
+    # block carried the certificate for. Kept apart from BAD_CREATOR_SIGNATURE because
+    # nothing is forged: the client should resend with the full certificate.
+    UNKNOWN_CERTIFICATE_REFERENCE = 27
     NOT_VALIDATED = 254
     INVALID_OTHER_REASON = 255
 

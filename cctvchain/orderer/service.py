@@ -102,8 +102,15 @@ class OrdererService:
         return self.channel().msps
 
     def _admission(self) -> Orderer:
-        # The orderer core's admission checks (size, form, membership, signature, tx id).
-        return Orderer(self.channel, self.signer, height=0, head_hash=ZERO_HASH)
+        # The orderer core's admission checks (size, form, membership, signature, tx id);
+        # creators' certificate references resolve through this orderer's ledger.
+        return Orderer(
+            self.channel,
+            self.signer,
+            height=0,
+            head_hash=ZERO_HASH,
+            certificates=self.node.ledger.certificate,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -368,7 +375,7 @@ def parse_frames(raw: bytes) -> list[Block]:
 def _refusal(exc: BroadcastRefused) -> HttpError:
     codes = {400: "malformed_envelope", 403: "forbidden", 404: "unknown_channel", 413: "too_large"}
     message = str(exc)
-    code = codes.get(exc.status, "refused")
+    code = exc.code or codes.get(exc.status, "refused")
     if message.startswith("BAD_PROPOSAL_TXID"):
         code = "bad_proposal_txid"
     return HttpError(message, code=code, status=exc.status)

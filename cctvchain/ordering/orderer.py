@@ -4,6 +4,12 @@ Pure: envelopes and time in, blocks out. The caller persists each block (the sam
 ledger block store the peers use) before announcing it. A single orderer here; the Raft
 ordering service puts consensus between ``broadcast`` and the blocks coming out, behind
 the same two calls (``broadcast``, ``tick``).
+
+A creator given as a certificate reference resolves through ``certificates`` (the
+orderer's own ledger registry); an unknown one is refused (``unknown_certificate_reference``)
+so the client resends with the full certificate. Blocks are signed with the orderer's
+certificate reference when the channel configuration lists that certificate (peers
+resolve it there), else with the PEM.
 """
 
 from __future__ import annotations
@@ -15,9 +21,15 @@ from datetime import UTC, datetime
 from cctvchain.codec import CodecError, decode_message
 from cctvchain.crypto import Domain, SignatureError, SigningKey
 from cctvchain.ledger.block import Block, make_block, sign_block
-from cctvchain.ledger.config import BatchConfig
+from cctvchain.ledger.config import BatchConfig, ChannelConfig
 from cctvchain.ledger.genesis import ConfigTransaction
 from cctvchain.ledger.validation import TxValidationCode
+from cctvchain.msp.certref import (
+    CertificateResolver,
+    UnknownCertificateReference,
+    certificate_reference,
+    resolve_certificate,
+)
 from cctvchain.msp.errors import MSPError
 from cctvchain.ordering.blockcutter import Batch, BlockCutter, EnvelopeTooLarge
 from cctvchain.peer.channel import WRITERS, ChannelContext
@@ -29,9 +41,13 @@ from cctvchain.tx.messages import Envelope
 class BroadcastRefused(ValueError):
     """The envelope will not be ordered; ``status`` is an HTTP-like code for clients."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.code = code  # a machine-readable reason where a client must act on it
+
+
+UNKNOWN_CERTIFICATE_REFERENCE = UnknownCertificateReference.code
 
 
 @dataclass(frozen=True)
@@ -39,6 +55,19 @@ class OrdererSigner:
     msp_id: str
     cert: bytes  # PEM
     key: SigningKey
+
+    def block_cert(self, config: ChannelConfig) -> bytes:
+        """What to put in this orderer's block signatures under ``config``: the reference
+        of its certificate when the configuration lists it (every checker resolves it
+        there), else the PEM."""
+        if any(o.identity_cert == self.cert for o in config.orderers):
+            return certificate_reference(self.cert)
+        return self.cert
+
+    def sign(self, block: Block, config: ChannelConfig) -> Block:
+        """``block`` with this orderer's signature as its metadata signatures."""
+        signature = sign_block(block.header, self.key, self.msp_id, self.block_cert(config))
+        return block.with_signatures([signature])
 
 
 @dataclass
@@ -48,6 +77,8 @@ class Orderer:
     height: int
     head_hash: bytes
     _cutter: BlockCutter | None = field(default=None, repr=False)
+    # The orderer's certificate registry (its ledger's), for creators' references.
+    certificates: CertificateResolver | None = None
 
     @property
     def cutter(self) -> BlockCutter:
@@ -95,7 +126,13 @@ class Orderer:
             raise BroadcastRefused(400, "BAD_PROPOSAL_TXID: tx id is not SHA-256(nonce ‖ creator)")
         now = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
         try:
-            identity = channel.msps.validate(proposal.creator.msp_id, proposal.creator.cert, now)
+            cert = resolve_certificate(proposal.creator.cert, self.certificates)
+        except UnknownCertificateReference as exc:
+            raise BroadcastRefused(
+                400, f"creator refused: {exc}", UNKNOWN_CERTIFICATE_REFERENCE
+            ) from exc
+        try:
+            identity = channel.msps.validate(proposal.creator.msp_id, cert, now)
             identity.verify(Domain.ENVELOPE, message.payload, message.signature)
         except (MSPError, SignatureError) as exc:
             raise BroadcastRefused(403, f"creator refused: {exc}") from exc
@@ -127,8 +164,7 @@ class Orderer:
         # orderer's own ledger applies it; peers set their own flags when validating.
         flags = [TxValidationCode.VALID] if is_config else None
         block = make_block(self.height, self.head_hash, batch, flags)
-        signature = sign_block(block.header, self.signer.key, self.signer.msp_id, self.signer.cert)
-        block = block.with_signatures([signature])
+        block = self.signer.sign(block, self.channel().config)
         self.height += 1
         self.head_hash = block.hash()
         return block

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from cctvchain.codec import CodecError, Message, decode_message
-from cctvchain.ledger.block import Block, make_block, sign_block
+from cctvchain.ledger.block import Block, make_block
 from cctvchain.ledger.genesis import ConfigTransaction
 from cctvchain.ledger.validation import TxValidationCode
 from cctvchain.ordering.blockcutter import Batch, BlockCutter
@@ -131,8 +131,8 @@ class BlockAssembler:
     def _make_block(self, batch: Batch, *, is_config: bool = False) -> Block:
         flags = [TxValidationCode.VALID] if is_config else None
         block = make_block(self.height, self.head_hash, batch, flags)
-        signature = sign_block(block.header, self.signer.key, self.signer.msp_id, self.signer.cert)
-        block = block.with_signatures([signature])
+        # By reference when the configuration in force lists this orderer's certificate.
+        block = self.signer.sign(block, self.channel.config)
         self.height += 1
         self.head_hash = block.hash()
         return block

@@ -36,6 +36,8 @@ class CommitLedger(CommittedState, Protocol):
 
     def channel_config(self) -> ChannelConfig: ...
 
+    def certificate(self, reference: bytes) -> bytes | None: ...
+
 
 @dataclass
 class Committer:
@@ -52,7 +54,9 @@ class Committer:
         return self._channel
 
     def commit(self, block: Block, now: datetime) -> BlockEvent:
-        validator = BlockValidator(self.channel, self.map_fn)
+        # Certificate references resolve against the registry of the blocks committed
+        # so far: this block's certificates register only when it commits.
+        validator = BlockValidator(self.channel, self.map_fn, self.ledger.certificate)
         validator.check_block(block, self.ledger.height, self.ledger.head_hash, now)
         verdict = validator.validate(block, self.ledger, now)
         flagged = block.with_flags(verdict.codes)

@@ -3,6 +3,12 @@
 Pure: the caller passes the snapshot to simulate against and the time; the endorser
 never commits anything. Refusals are proposal responses with a status and a message
 that names the problem (they are answers to a client, not exceptions).
+
+A creator given as a certificate reference resolves through ``certificates`` (the peer's
+ledger registry); one that does not is refused ``unknown_certificate_reference`` so that
+the client resends with its full certificate. The endorser names itself by reference
+once its own certificate is in that registry (so every peer can resolve it when the
+transaction is validated), in full before.
 """
 
 from __future__ import annotations
@@ -23,6 +29,12 @@ from cctvchain.chaincode import (
 from cctvchain.chaincode import simulate as run_simulation
 from cctvchain.codec import CodecError
 from cctvchain.crypto import Domain, SignatureError, SigningKey
+from cctvchain.msp.certref import (
+    CertificateResolver,
+    UnknownCertificateReference,
+    certificate_reference,
+    resolve_certificate,
+)
 from cctvchain.msp.errors import MSPError
 from cctvchain.peer.channel import WRITERS, ChannelContext
 from cctvchain.policy import evaluate
@@ -61,6 +73,22 @@ class Endorser:
     contracts: Mapping[str, Contract]
     max_clock_skew_ms: int = DEFAULT_MAX_CLOCK_SKEW_MS
     limits: SimulationLimits = field(default_factory=SimulationLimits)
+    # The peer's certificate registry (its ledger's): resolves creators' references and
+    # tells when this endorser's own certificate may be given by reference.
+    certificates: CertificateResolver | None = None
+    _reference: SerializedIdentity | None = field(default=None, init=False, repr=False)
+
+    def endorser_identity(self) -> SerializedIdentity:
+        """This endorser as its endorsements name it: by reference once the registry
+        holds its certificate (then for good: the registry only grows), else in full."""
+        if self._reference is not None:
+            return self._reference
+        if self.certificates is not None:
+            reference = certificate_reference(self.identity.cert)
+            if self.certificates(reference) == self.identity.cert:
+                self._reference = SerializedIdentity(self.identity.msp_id, reference)
+                return self._reference
+        return self.identity
 
     def process(
         self, signed: SignedProposal, state: EndorsementState, now_ms: int
@@ -86,7 +114,11 @@ class Endorser:
         now = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
         creator = proposal.creator
         try:
-            identity = channel.msps.validate(creator.msp_id, creator.cert, now)
+            creator_cert = resolve_certificate(creator.cert, self.certificates)
+        except UnknownCertificateReference as exc:
+            return refusal(STATUS_BAD_REQUEST, f"creator refused ({exc.code}): {exc}")
+        try:
+            identity = channel.msps.validate(creator.msp_id, creator_cert, now)
             identity.verify(Domain.PROPOSAL, signed.proposal, signed.signature)
         except MSPError as exc:
             return refusal(STATUS_FORBIDDEN, f"creator refused ({exc.code}): {exc}")
@@ -117,7 +149,7 @@ class Endorser:
                     name=identity.name,
                     id_type=identity.id_type,
                     attributes=dict(identity.attributes),
-                    cert=creator.cert,
+                    cert=creator_cert,
                 ),
             ),
             limits=self.limits,
@@ -132,7 +164,6 @@ class Endorser:
             events=result.events,
             response=result.response,
         ).encode()
-        signature = self.key.sign(
-            Domain.PROPOSAL_RESPONSE, endorsement_message(payload, self.identity)
-        )
-        return ProposalResponse(result.response, payload, Endorsement(self.identity, signature))
+        endorser = self.endorser_identity()
+        signature = self.key.sign(Domain.PROPOSAL_RESPONSE, endorsement_message(payload, endorser))
+        return ProposalResponse(result.response, payload, Endorsement(endorser, signature))

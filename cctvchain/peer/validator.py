@@ -13,6 +13,12 @@ Two phases, as in Fabric:
 
 The time used for certificate validity is the proposal's timestamp (bounded by the
 endorsers' clock-skew check), so every peer reaches the same verdict for the same block.
+
+Certificates may be given as references (SHA-256 of the PEM, :mod:`cctvchain.msp.certref`).
+A creator's or endorser's reference resolves through ``certificates`` — the ledger's
+registry of the PEMs carried by the blocks committed *before* the one validated, the same
+on every peer — and an orderer's reference on a block signature through the channel
+configuration's orderer certificates. The resolved PEM is then validated as if carried.
 """
 
 from __future__ import annotations
@@ -28,10 +34,16 @@ from cctvchain.codec import CodecError, Message, decode_message
 from cctvchain.crypto import Domain, SignatureError
 from cctvchain.ledger import keys
 from cctvchain.ledger.block import Block, check_block_structure
-from cctvchain.ledger.config import CONFIG_NAMESPACE
+from cctvchain.ledger.config import CONFIG_NAMESPACE, ChannelConfig
 from cctvchain.ledger.genesis import ConfigTransaction, verify_config_signature
 from cctvchain.ledger.records import Version, VersionedValue
 from cctvchain.ledger.validation import TxValidationCode as Code
+from cctvchain.msp.certref import (
+    CertificateResolver,
+    UnknownCertificateReference,
+    resolve_certificate,
+    table_resolver,
+)
 from cctvchain.msp.errors import (
     CertificateExpired,
     CertificateNotYetValid,
@@ -109,10 +121,19 @@ def _ms_to_datetime(timestamp_ms: int) -> datetime:
     return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
 
 
+def orderer_certificates(config: ChannelConfig) -> CertificateResolver:
+    """What an orderer's certificate reference on a block signature resolves against:
+    the identity certificates of the orderers the channel configuration lists."""
+    return table_resolver(o.identity_cert for o in config.orderers if o.identity_cert)
+
+
 @dataclass
 class BlockValidator:
     channel: ChannelContext
     map_fn: MapFn[bytes, TxVerdict] = field(default=map)
+    # Resolves creators' and endorsers' certificate references (the ledger's registry
+    # as of the block before the one validated); None: no reference resolves.
+    certificates: CertificateResolver | None = None
 
     # -- block level ---------------------------------------------------------------------
 
@@ -127,10 +148,12 @@ class BlockValidator:
         header_hash = block.header.hash()
         policy = self.channel.policy(BLOCK_VALIDATION)
         failures = []
+        orderers = orderer_certificates(self.channel.config)
         for signature in block.metadata.signatures:
             try:
+                cert = resolve_certificate(signature.cert, orderers)
                 identity = self.channel.msps.validate(
-                    signature.msp_id, signature.cert, now, allowed_types=("orderer",)
+                    signature.msp_id, cert, now, allowed_types=("orderer",)
                 )
                 identity.verify(Domain.BLOCK, header_hash, signature.signature)
             except (MSPError, SignatureError) as exc:
@@ -232,7 +255,11 @@ class BlockValidator:
         now = _ms_to_datetime(proposal.timestamp_ms)
         creator = proposal.creator
         try:
-            identity = self.channel.msps.validate(creator.msp_id, creator.cert, now)
+            creator_cert = resolve_certificate(creator.cert, self.certificates)
+        except UnknownCertificateReference as exc:
+            return TxVerdict(Code.UNKNOWN_CERTIFICATE_REFERENCE, f"creator: {exc}", tx_id)
+        try:
+            identity = self.channel.msps.validate(creator.msp_id, creator_cert, now)
         except _EXPIRED_OR_REVOKED as exc:
             return TxVerdict(Code.EXPIRED_OR_REVOKED_IDENTITY, str(exc), tx_id)
         except MSPError as exc:
@@ -280,19 +307,34 @@ class BlockValidator:
                 Code.INVALID_CHAINCODE, f"no endorsement policy for {proposal.contract}", tx_id
             )
         endorsers = []
+        unresolved = 0
         for endorsement in transaction.endorsements:
             signer = endorsement.endorser
             try:
-                endorser = self.channel.msps.validate(signer.msp_id, signer.cert, now)
+                signer_cert = resolve_certificate(signer.cert, self.certificates)
+                endorser = self.channel.msps.validate(signer.msp_id, signer_cert, now)
                 endorser.verify(
                     Domain.PROPOSAL_RESPONSE,
                     endorsement_message(transaction.response_payload, signer),
                     endorsement.signature,
                 )
+            except UnknownCertificateReference:
+                unresolved += 1
+                continue
             except (MSPError, SignatureError):
                 continue  # an invalid endorsement simply does not count
             endorsers.append(endorser)
         if not evaluate(policy, endorsers, keys=[e.cert_hash for e in endorsers]):
+            if unresolved:
+                # Precise: the policy may well have been met had the endorsers' certificates
+                # been carried (or committed earlier).
+                return TxVerdict(
+                    Code.UNKNOWN_CERTIFICATE_REFERENCE,
+                    f"{unresolved} endorsement(s) refer to certificates unknown here; "
+                    f"{len(endorsers)} valid endorsement(s) do not satisfy the policy of "
+                    f"{proposal.contract}",
+                    tx_id,
+                )
             return TxVerdict(
                 Code.ENDORSEMENT_POLICY_FAILURE,
                 f"{len(endorsers)} valid endorsement(s) do not satisfy the policy of "

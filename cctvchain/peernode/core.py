@@ -168,6 +168,7 @@ class PeerCore:
                 identity=self.serialized,
                 key=identity.signing_key,
                 contracts=self.contracts,
+                certificates=self.ledger.certificate,
             )
             self.server_ssl = tls.node_server_context(wallet, channel.config)
             self.client_ssl = tls.node_client_context(wallet, channel.config)

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cctvchain.codec import Message, encode
+from cctvchain.codec import CodecError, Message, encode
 from cctvchain.crypto import sha256
 from cctvchain.ledger.transaction import KVWrite
 from cctvchain.tx.rwset import TxRWSet
@@ -25,7 +25,10 @@ STATUS_ERROR = 500
 
 @dataclass(frozen=True)
 class SerializedIdentity(Message):
-    """Who signed: the MSP id claimed and the PEM certificate (validated by the MSP)."""
+    """Who signed: the MSP id claimed and the PEM certificate (validated by the MSP), or
+    the certificate's 32-byte reference (SHA-256 of the PEM, :mod:`cctvchain.msp.certref`)
+    once an earlier block carried the PEM: the checker resolves it, then validates the
+    PEM as if it had been carried."""
 
     TYPE = "tx.identity"
     msp_id: str
@@ -205,3 +208,14 @@ class Envelope(Message):
             for ns in self.response_payload.results.namespaces
             for write in ns.writes
         ]
+
+    def certificates(self) -> Sequence[bytes]:
+        """The certificates it carries as given (creator first, then the endorsers'; PEMs
+        or references), for the ledger's certificate registry. Empty if the payload
+        does not decode: such a transaction carries nothing anyone can rely on."""
+        try:
+            transaction = self.transaction
+            creator = self.proposal.creator
+        except CodecError:
+            return []
+        return [creator.cert, *(e.endorser.cert for e in transaction.endorsements)]
