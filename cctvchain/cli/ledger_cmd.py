@@ -24,6 +24,8 @@ from cctvchain.ledger.errors import LedgerError
 from cctvchain.ledger.genesis import NotAGenesisBlock, genesis_config, make_genesis_block
 from cctvchain.ledger.transaction import decode_block_transactions
 from cctvchain.ledger.validation import code_name
+from cctvchain.msp.certref import CertificateResolver, certificate_reference, is_reference
+from cctvchain.peer.validator import orderer_certificates
 
 DEFAULT_NAMESPACE = "cctv"
 
@@ -105,17 +107,23 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], lines: list[str]) -> N
         sys.stdout.write("\n".join(lines) + "\n")
 
 
-def _cert_subject(pem: bytes) -> str:
+def _cert_subject(cert: bytes, resolve: CertificateResolver | None = None) -> str:
+    """The subject of ``cert``: a PEM, or a certificate reference ``resolve`` looks up."""
     from cryptography import x509
 
+    if is_reference(cert):
+        pem = resolve(cert) if resolve is not None else None
+        if pem is None or certificate_reference(pem) != cert:
+            return f"(certificate reference {cert.hex()}, not in this ledger's configuration)"
+        cert = pem
     try:
-        return x509.load_pem_x509_certificate(pem).subject.rfc4514_string()
+        return x509.load_pem_x509_certificate(cert).subject.rfc4514_string()
     except ValueError:
         return "(unreadable certificate)"
 
 
-def _signer(sig: MetadataSignature) -> dict[str, str]:
-    return {"msp_id": sig.msp_id, "subject": _cert_subject(sig.cert)}
+def _signer(sig: MetadataSignature, resolve: CertificateResolver | None = None) -> dict[str, str]:
+    return {"msp_id": sig.msp_id, "subject": _cert_subject(sig.cert, resolve)}
 
 
 _SHOWN_BYTES = 48
@@ -178,6 +186,8 @@ def run_block(args: argparse.Namespace) -> int:
         return 0
     with _open(args) as ledger:
         block: Block = ledger.get_block(args.number)
+        # Orderers sign by certificate reference when the configuration lists them.
+        orderers = orderer_certificates(ledger.channel_config()) if ledger.height else None
     header = block.header
     txs = [
         {
@@ -188,7 +198,7 @@ def run_block(args: argparse.Namespace) -> int:
         }
         for tx in decode_block_transactions(block)
     ]
-    signers = [_signer(sig) for sig in block.metadata.signatures]
+    signers = [_signer(sig, orderers) for sig in block.metadata.signatures]
     data = {
         "number": header.number,
         "hash": block.hash().hex(),

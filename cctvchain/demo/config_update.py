@@ -24,11 +24,13 @@ from cctvchain.ledger.genesis import (
     sign_config,
     verify_config_signature,
 )
+from cctvchain.msp.certref import resolve_certificate
 from cctvchain.msp.errors import MSPError
 from cctvchain.msp.identity import Identity, MSPManager
 from cctvchain.msp.requests import make_revoke_request
 from cctvchain.msp.store import CAStore
 from cctvchain.msp.wallet import WalletIdentity
+from cctvchain.peer.validator import orderer_certificates
 from cctvchain.policy import evaluate, parse_policy
 
 CRL_VALIDITY = timedelta(days=7)
@@ -119,9 +121,11 @@ def check_orderer(current: ChannelConfig, block: Block, now: datetime) -> Identi
     msps = MSPManager.from_channel_config(current)
     text = _policy(current, "BlockValidation")
     policy = parse_policy(text)
+    orderers = orderer_certificates(current)  # orderers sign by reference when listed
     for signature in block.metadata.signatures:
         try:
-            identity = msps.validate(signature.msp_id, signature.cert, now, ("orderer",))
+            cert = resolve_certificate(signature.cert, orderers)
+            identity = msps.validate(signature.msp_id, cert, now, ("orderer",))
             verify_block_signature(block.header, signature, identity.verifying_key)
         except (MSPError, SignatureError) as exc:
             raise DemoError(f"orderer signature of {signature.msp_id} refused: {exc}") from exc

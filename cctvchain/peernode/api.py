@@ -28,6 +28,7 @@ from cctvchain.ledger.block import Block
 from cctvchain.ledger.errors import BlockNotFoundError
 from cctvchain.ledger.validation import code_name
 from cctvchain.msp import certs
+from cctvchain.msp.certref import CertificateResolver, resolve_certificate
 from cctvchain.msp.errors import MSPError
 from cctvchain.msp.identity import Identity
 from cctvchain.node.auth import caller, identity_json
@@ -35,6 +36,7 @@ from cctvchain.node.errors import BadRequest, Forbidden, NotFound, ServiceUnavai
 from cctvchain.node.http import JSON_TYPE, b64, json_response
 from cctvchain.peer.channel import READERS
 from cctvchain.peer.events import BlockEvent, ContractEvent
+from cctvchain.peer.validator import orderer_certificates
 from cctvchain.peernode.core import EventStream, PeerCore, stored_block_event
 from cctvchain.peernode.metrics import CONTENT_TYPE as METRICS_TYPE
 from cctvchain.peernode.wire import refusal_error
@@ -102,10 +104,12 @@ def tx_id_param(request: web.Request) -> str:
     return value
 
 
-def _subject(pem: bytes) -> str:
+def _subject(cert: bytes, resolve: CertificateResolver | None = None) -> str:
+    """The CN of ``cert`` (a PEM, or a certificate reference ``resolve`` looks up)."""
     try:
+        pem = resolve_certificate(cert, resolve)
         return certs.common_name(certs.parse_certificate(pem))
-    except (MSPError, ValueError):  # a damaged certificate is shown as such
+    except (MSPError, ValueError):  # a damaged or unknown certificate is shown as such
         return "?"
 
 
@@ -262,7 +266,7 @@ class ReadApi:
                     "block_b64": b64(block.encode()),
                 }
             )
-        return json_response(block_json(block))
+        return json_response(block_json(block, orderer_certificates(self.core.channel.config)))
 
     async def transaction(self, request: web.Request) -> web.Response:
         query_params(request, ())
@@ -295,10 +299,13 @@ class ReadApi:
                         "timestamp_ms": proposal.timestamp_ms,
                         "creator": {
                             "msp_id": proposal.creator.msp_id,
-                            "name": _subject(proposal.creator.cert),
+                            "name": _subject(proposal.creator.cert, self.core.ledger.certificate),
                         },
                         "endorsers": [
-                            {"msp_id": e.endorser.msp_id, "name": _subject(e.endorser.cert)}
+                            {
+                                "msp_id": e.endorser.msp_id,
+                                "name": _subject(e.endorser.cert, self.core.ledger.certificate),
+                            }
                             for e in message.transaction.endorsements
                         ],
                     }
@@ -402,7 +409,8 @@ class ReadApi:
         return web.Response(body=self._openapi, content_type="application/yaml")
 
 
-def block_json(block: Block) -> dict[str, Any]:
+def block_json(block: Block, orderers: CertificateResolver | None = None) -> dict[str, Any]:
+    """``orderers``: resolves the orderers' certificate references in the signatures."""
     event = stored_block_event(block)
     return {
         "number": block.number,
@@ -420,7 +428,8 @@ def block_json(block: Block) -> dict[str, Any]:
             for tx in event.transactions
         ],
         "signers": [
-            {"msp_id": s.msp_id, "name": _subject(s.cert)} for s in block.metadata.signatures
+            {"msp_id": s.msp_id, "name": _subject(s.cert, orderers)}
+            for s in block.metadata.signatures
         ],
     }
 

@@ -38,6 +38,11 @@ from aiohttp import web
 from cctvchain.codec import CodecError
 from cctvchain.crypto import Domain, SignatureError
 from cctvchain.ledger.validation import TxValidationCode, code_name
+from cctvchain.msp.certref import (
+    CertificateResolver,
+    UnknownCertificateReference,
+    resolve_certificate,
+)
 from cctvchain.msp.errors import MSPError
 from cctvchain.msp.identity import Identity
 from cctvchain.network.config import Endpoint
@@ -91,10 +96,16 @@ class Endorsements:
     policy: Policy
     payload: bytes  # the simulation result every endorsement must vouch for
     now: datetime
+    # This peer's certificate registry: endorsers name themselves by reference once a
+    # block carried their certificate.
+    certificates: CertificateResolver | None = None
     responses: list[ProposalResponse] = field(default_factory=list)
     identities: list[Identity] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     disagreed: bool = False
+    # Endorsements by a certificate reference this peer cannot resolve yet (the endorser
+    # committed the block carrying its certificate a moment before this peer did).
+    unresolved: list[tuple[str, ProposalResponse]] = field(default_factory=list)
 
     @property
     def orgs(self) -> set[str]:
@@ -120,8 +131,14 @@ class Endorsements:
             return
         signer = endorsement.endorser
         try:
+            cert = resolve_certificate(signer.cert, self.certificates)
+        except UnknownCertificateReference as exc:
+            self.unresolved.append((source, response))
+            self.reasons.append(f"{source} sent an endorsement this peer cannot check yet: {exc}")
+            return
+        try:
             identity = self.channel.msps.validate(
-                signer.msp_id, signer.cert, self.now, allowed_types=("peer",)
+                signer.msp_id, cert, self.now, allowed_types=("peer",)
             )
             identity.verify(
                 Domain.PROPOSAL_RESPONSE,
@@ -200,10 +217,20 @@ class Gateway:
                 code="unknown_contract",
                 status=404,
             )
-        gathered = Endorsements(channel, policy, local.payload, self.core.now())
+        gathered = Endorsements(
+            channel, policy, local.payload, self.core.now(), self.core.ledger.certificate
+        )
         gathered.add(self.core.name, local)
+        height = self.core.ledger.height
         if not gathered.satisfied:
-            await self._gather(data, gathered, self.core.ledger.height)
+            await self._gather(data, gathered, height)
+        if not gathered.satisfied and gathered.unresolved:
+            # An endorser ahead of this peer named itself by a reference registered in a
+            # block this peer is about to commit: wait for it, then check them again.
+            await self.core.wait_for_height(height + 1, MIN_HEIGHT_WAIT)
+            unresolved, gathered.unresolved = gathered.unresolved, []
+            for source, response in unresolved:
+                gathered.add(source, response)
         if not gathered.satisfied:
             detail = "; ".join(gathered.reasons) or "no other peer to ask"
             message = (
