@@ -82,6 +82,7 @@ from cctvchain.ingest.records_client import RecordsClient, upload_body
 from cctvchain.ingest.segment import DEFAULT_SEGMENT_MS, GENESIS_HASH, SealedSegment, Segmenter
 from cctvchain.ingest.spool import ChainHead, Spool
 from cctvchain.media import DecodedFrame, MediaError, VideoSource, is_stream_url
+from cctvchain.msp.certref import UnknownCertificateReference
 from cctvchain.node.errors import NodeClientError, NodeRefused
 from cctvchain.peernode.gateway_client import (
     Gateway,
@@ -95,6 +96,7 @@ log = logging.getLogger("cctvchain.ingest")
 T = TypeVar("T")
 
 CONTRACT: Final = "cctv"
+UNKNOWN_CERTIFICATE_REFERENCE: Final = UnknownCertificateReference.code
 METRICS_FILE: Final = "metrics.json"
 RUNNING_MARK: Final = "running"
 GAPS_DIR: Final = "gaps"
@@ -235,6 +237,9 @@ class ChainClient:
         self._index = 0
         self._gateways: dict[str, Gateway] = {}
         self.min_height = 0
+        # Once a block carried the camera's certificate (one of its anchors committed in
+        # this run), its transactions name it by reference: 32 bytes instead of ~800.
+        self.by_reference = False
 
     @property
     def url(self) -> str:
@@ -272,13 +277,50 @@ class ChainClient:
         finally:
             self.min_height = max(self.min_height, gateway.min_height)
 
-    async def submit(self, function: str, args: Sequence[str]) -> SubmitResult:
+    def identity(self) -> ClientIdentity:
+        """The camera's identity as its transactions carry it (by reference or in full)."""
         identity = self.network.identity
-        return await self._call(lambda g: g.submit(identity, CONTRACT, function, args))
+        return identity.referenced() if self.by_reference else identity
+
+    def _unknown_reference(self, exc: Exception) -> bool:
+        """Whether ``exc`` says a node does not know the camera's certificate reference
+        (a node behind, or a ledger rebuilt elsewhere): then resend in full."""
+        if not self.by_reference:
+            return False
+        if isinstance(exc, GatewayRefused):
+            unknown = exc.code == UNKNOWN_CERTIFICATE_REFERENCE
+        elif isinstance(exc, TransactionInvalid):
+            unknown = exc.result.validation_code_name == "UNKNOWN_CERTIFICATE_REFERENCE"
+        else:
+            unknown = False
+        if unknown:
+            log.info("a node does not know the camera's certificate reference: sending it in full")
+            self.by_reference = False
+        return unknown
+
+    async def submit(self, function: str, args: Sequence[str]) -> SubmitResult:
+        identity = self.identity()
+        try:
+            result = await self._call(lambda g: g.submit(identity, CONTRACT, function, args))
+        except (GatewayRefused, TransactionInvalid) as exc:
+            if not self._unknown_reference(exc):
+                if isinstance(exc, TransactionInvalid):
+                    self.by_reference = True  # committed (invalid): it carried the PEM
+                raise
+            full = self.identity()
+            result = await self._call(lambda g: g.submit(full, CONTRACT, function, args))
+        self.by_reference = True
+        return result
 
     async def evaluate(self, function: str, args: Sequence[str]) -> Any:
-        identity = self.network.identity
-        result = await self._call(lambda g: g.evaluate(identity, CONTRACT, function, args))
+        identity = self.identity()
+        try:
+            result = await self._call(lambda g: g.evaluate(identity, CONTRACT, function, args))
+        except GatewayRefused as exc:
+            if not self._unknown_reference(exc):
+                raise
+            full = self.identity()
+            result = await self._call(lambda g: g.evaluate(full, CONTRACT, function, args))
         return result.json()
 
     async def anchor_head(self, camera_id: str) -> ChainHead | None:
@@ -794,7 +836,7 @@ class Extractor:
             "segment %d sealed: %d frames (%d sampled), captured %s .. %s; spooled",
             segment.sequence,
             segment.frame_count,
-            len(segment.perceptual),
+            sum(r.perceptual is not None for r in sealed.records),
             iso_ms(segment.capture_start_ms),
             iso_ms(segment.capture_end_ms),
         )
