@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         network_cmd,
         node_cmd,
         verify_cmd,
+        verify_net,
     )
 
     parser = argparse.ArgumentParser(
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         ingest_cmd,
         ledger_cmd,
         demo_cmd,
+        verify_net,
         verify_cmd,
     ):
         module.add_parser(sub)

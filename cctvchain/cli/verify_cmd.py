@@ -77,7 +77,8 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _command(argv: list[str] | None = None) -> str:
+def command_line(argv: list[str] | None = None) -> str:
+    """The command as typed, for the reports' 'how to reproduce'."""
     return shlex.join(["cctvchain", *(sys.argv[1:] if argv is None else argv)])
 
 
@@ -165,7 +166,8 @@ def _write(path: str, text: str) -> None:
         raise CliError(f"cannot write {path}: {exc}", EXIT_FAILURE) from exc
 
 
-def _emit(result: VerifyResult, quiet: bool, out: TextIO | None = None) -> None:
+def emit(result: VerifyResult, quiet: bool, out: TextIO | None = None) -> None:
+    """The terminal summary on stdout (unless ``quiet``)."""
     if quiet:
         return
     stream = out if out is not None else sys.stdout
@@ -176,6 +178,7 @@ def finish(
     bundle: EvidenceBundle,
     *,
     clip_path: Path | None,
+    clip: ClipFingerprints | None = None,
     expected_genesis: bytes | None = None,
     json_path: str | None = None,
     html_path: str | None = None,
@@ -184,9 +187,11 @@ def finish(
     source: str = "bundle",
     command: str = "",
 ) -> int:
-    """Decode the clip (if any), check ``bundle`` and the clip against it, report, write
-    the bundle (with the clip's fingerprints) if asked; return the exit code."""
-    clip = decode_clip(clip_path, anchored_digests(bundle)) if clip_path is not None else None
+    """Decode the clip (if any; ``clip``: already decoded), check ``bundle`` and the clip
+    against it, report, write the bundle (with the clip's fingerprints) if asked; return
+    the exit code."""
+    if clip is None and clip_path is not None:
+        clip = decode_clip(clip_path, anchored_digests(bundle))
     if clip is not None and source != "bundle":
         bundle = with_clip(bundle, clip)
     evidence = check_bundle(bundle, clip, expected_genesis=expected_genesis)
@@ -199,7 +204,7 @@ def finish(
     reproduce = ""
     if bundle_path and clip_path is not None:
         reproduce = shlex.join(["cctvchain", "verify-bundle", bundle_path, str(clip_path)])
-    _emit(result, quiet)
+    emit(result, quiet)
     write_outputs(
         result, json_path=json_path, html_path=html_path, clip_path=clip_path, reproduce=reproduce
     )
@@ -207,7 +212,7 @@ def finish(
 
 
 def run_verify_bundle(args: argparse.Namespace) -> int:
-    command = _command()
+    command = command_line()
     path = Path(args.bundle)
     expected = None
     if args.genesis_hash:
@@ -230,7 +235,7 @@ def run_verify_bundle(args: argparse.Namespace) -> int:
         bundle = read_bundle(data)
     except BundleError as exc:
         result = unverifiable("", str(exc), source="bundle", command=command)
-        _emit(result, args.quiet)
+        emit(result, args.quiet)
         write_outputs(result, json_path=args.json, html_path=args.report, clip_path=None)
         return result.exit_code
     return finish(

@@ -40,6 +40,7 @@ __all__ = [
     "NodeRefused",
     "NodeTLSError",
     "NodeUnreachable",
+    "call_bytes",
     "call_json",
     "check_url",
     "wait_until_healthy",
@@ -147,6 +148,42 @@ async def call_json(
     The one place where transport failures and a node's ``{code, message}`` refusals
     become errors, for every client of the nodes (CLI, gateway, extractor).
     """
+    raw = await call_bytes(
+        session,
+        method,
+        base_url,
+        path,
+        what=what,
+        data=data,
+        content_type=content_type,
+        timeout=timeout,
+        tls_hint=tls_hint,
+        refused=refused,
+    )
+    try:
+        answer = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        answer = None
+    if not isinstance(answer, dict):
+        raise NodeProtocolError(f"{what} answered {method} {path} with no JSON object")
+    return answer
+
+
+async def call_bytes(
+    session: aiohttp.ClientSession,
+    method: str,
+    base_url: str,
+    path: str,
+    *,
+    what: str,
+    data: bytes | None = None,
+    content_type: str = "application/octet-stream",
+    timeout: float,
+    tls_hint: str = "",
+    refused: type[NodeRefused] = NodeRefused,
+) -> bytes:
+    """One call to a node; the body of a 2xx answer as it came (e.g. CBOR), with the
+    same errors as :func:`call_json` for transport failures and refusals."""
     headers = {"Content-Type": content_type} if data is not None else {}
     try:
         async with session.request(method, base_url + path, data=data, headers=headers) as response:
@@ -166,18 +203,16 @@ async def call_json(
         raise NodeUnreachable(f"call to {what} failed: {exc}") from None
     except TimeoutError:
         raise NodeUnreachable(f"{what} did not answer within {timeout:g} s") from None
-    try:
-        answer = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        answer = None
     if status >= 400:
+        try:
+            answer = json.loads(raw)
+        except (UnicodeDecodeError, ValueError):
+            answer = None
         if isinstance(answer, dict) and isinstance(answer.get("code"), str):
             raise refused(what, status, answer["code"], str(answer.get("message", "")))
         text = raw[:200].decode("utf-8", "replace").strip()
         raise refused(what, status, f"http_{status}", text or "no details")
-    if not isinstance(answer, dict):
-        raise NodeProtocolError(f"{what} answered {method} {path} with no JSON object")
-    return answer
+    return raw
 
 
 def _tls_message(what: str, exc: BaseException, hint: str) -> str:

@@ -1,0 +1,703 @@
+"""``cctvchain verify CLIP --camera ID``: verify a clip against the network's anchors.
+
+The network half of verification; the offline half (check the evidence, align, report)
+is :func:`cctvchain.cli.verify_cmd.finish`, the very code ``verify-bundle`` runs.
+
+1. Decode the clip once: the exact digest of every frame and the perceptual
+   fingerprint of every frame (a re-encoded copy is located and aligned by the
+   latter; the decode is reused for the verdict, nothing is decoded twice).
+2. *Locate* (``POST /api/v1/cameras/{id}/locate``) at one peer: which of the camera's
+   anchored segments the clip's frames match, and the capture-time span of the best
+   contiguous run. Nothing located: ``UNVERIFIABLE`` ("no anchors of camera X match
+   this clip").
+3. Fetch the *evidence bundle* (``GET /api/v1/cameras/{id}/evidence?from=&to=``,
+   CBOR) for that span from the same peer: anchor transactions with inclusion proofs,
+   the frame records with Merkle proofs, the block headers with orderer signatures,
+   the configuration chain from genesis with its CRLs.
+4. *Cross-check* with a peer of another organisation (as the network configuration
+   says): its bundle for the same span must hold the same genesis, the same headers
+   for every block both have, the same configuration blocks and the same anchors
+   (segment hash, block, position) up to the lower of the two ledger heights. Any
+   difference is ``UNVERIFIABLE`` naming both peers: a single peer can forge nothing
+   (the bundle is checked against the orderers' and the camera's signatures), but it
+   could hide anchors or serve a fork, and two organisations must agree on that.
+5. :func:`~cctvchain.cli.verify_cmd.finish`: check the bundle offline, align, report,
+   write ``--json``, ``--report`` and ``--bundle``.
+
+Peers come from ``--peer`` (names of the network configuration, or URLs) in the order
+given, then the configuration's peers, those of the wallet's organisation first. A peer
+that does not answer (down, TLS failure, 5xx, no verify routes) is skipped for the next;
+when none answers the command fails with exit 1 listing each peer's failure. A refusal
+for lack of access (HTTP 403, Algorithm 1) is ``UNVERIFIABLE`` with the peer's code and
+message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import ssl
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from cctvchain.cli import verify_cmd
+from cctvchain.cli.errors import CliError
+from cctvchain.cli.session import DEFAULT_CONFIG, WALLET_ENV
+from cctvchain.msp.errors import StoreError
+from cctvchain.msp.wallet import Wallet
+from cctvchain.network.config import NetworkConfig, NetworkConfigError, load_network_config
+from cctvchain.node import tls
+from cctvchain.node.client import call_bytes, call_json, check_url
+from cctvchain.node.errors import (
+    NodeClientError,
+    NodeProtocolError,
+    NodeRefused,
+    NodeTLSError,
+    NodeUnreachable,
+)
+from cctvchain.node.runtime import format_url
+from cctvchain.verify.bundle import BundleError, EvidenceBundle, read_bundle
+from cctvchain.verify.fingerprints import ClipFingerprints
+from cctvchain.verify.result import EXIT_FAILURE, EXIT_USAGE, unverifiable
+
+API = "/api/v1"
+LOCATE_MAX_FRAMES = 20_000  # digests (and DCT hashes) sent to locate, evenly spread
+CATCH_UP_S = 10.0  # how long a cross-checking peer may take to reach the first's height
+CALL_TIMEOUT_S = 120.0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "verify",
+        help="verify a clip against a camera's anchors on the network",
+        description=(
+            "Verify CLIP against the frame fingerprints camera ID anchored on the ledger. "
+            "The clip is decoded once; one peer locates the anchored segments it matches "
+            "and serves the evidence (anchor transactions with inclusion proofs, frame "
+            "records with Merkle proofs, block headers with orderer signatures, the "
+            "channel configuration with its CRLs); a peer of another organisation must "
+            "serve the same evidence (else UNVERIFIABLE, naming both); the evidence is "
+            "then checked offline and the clip aligned frame by frame. Verdicts: "
+            "AUTHENTIC (exit 0, bit-exact), AUTHENTIC_REENCODED (exit 0, same content), "
+            "TAMPERED (exit 3: ALTERED, MISSING, INSERTED, REORDERED or DUPLICATED, each "
+            "with clip and capture times), UNVERIFIABLE (exit 4: no access, no anchors "
+            "match, or the peers disagree). Exit 2: a usage error; exit 1: any other "
+            "failure (e.g. no peer answers). Runs as the wallet's identity, which needs "
+            "access to the camera (Algorithm 1)."
+        ),
+    )
+    parser.add_argument("clip", metavar="CLIP", help="the clip to verify (any container)")
+    parser.add_argument("--camera", required=True, metavar="ID", help="the camera's id")
+    parser.add_argument(
+        "--from",
+        dest="time_from",
+        metavar="TIME",
+        help="only anchors captured from TIME (ISO-8601 with offset, or epoch milliseconds)",
+    )
+    parser.add_argument(
+        "--to", dest="time_to", metavar="TIME", help="only anchors captured until TIME"
+    )
+    parser.add_argument(
+        "--bundle", metavar="FILE", help="write the evidence bundle (re-check: verify-bundle)"
+    )
+    verify_cmd.add_output_options(parser)
+    parser.add_argument(
+        "--wallet",
+        type=Path,
+        default=None,
+        help=f"the identity to act as (a wallet directory; default ${WALLET_ENV})",
+    )
+    parser.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        metavar="NAME|URL",
+        help=(
+            "a peer to ask, by its name in the network configuration or its URL; repeat "
+            "for more (tried in order, the configuration's other peers after them)"
+        ),
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"network configuration naming the peers (default {DEFAULT_CONFIG})",
+    )
+    parser.set_defaults(func=run_verify)
+
+
+# -- pure parts ----------------------------------------------------------------------------
+
+
+def parse_time(text: str, option: str) -> int:
+    """Epoch milliseconds from ``text``: digits (epoch ms) or ISO-8601 with an offset."""
+    value = text.strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(
+            f"{option} {text!r} is not a time: use ISO-8601 (e.g. 2026-11-27T08:15:00Z) "
+            "or epoch milliseconds",
+            EXIT_USAGE,
+        ) from None
+    if moment.tzinfo is None:
+        # A bare local time would be read differently on another machine: refuse it.
+        raise CliError(f"{option} {text!r} needs a UTC offset (e.g. Z or +01:00)", EXIT_USAGE)
+    return int(moment.astimezone(UTC).timestamp() * 1000)
+
+
+def time_window(time_from: str | None, time_to: str | None) -> tuple[int | None, int | None]:
+    lo = parse_time(time_from, "--from") if time_from else None
+    hi = parse_time(time_to, "--to") if time_to else None
+    if lo is not None and hi is not None and hi < lo:
+        raise CliError("--to is before --from", EXIT_USAGE)
+    return lo, hi
+
+
+def spread(count: int, limit: int) -> list[int]:
+    """At most ``limit`` indices of ``range(count)``, evenly spread, first and last kept."""
+    if count <= limit:
+        return list(range(count))
+    if limit < 2:
+        return [0][:limit]
+    step = (count - 1) / (limit - 1)
+    return sorted({round(k * step) for k in range(limit)})
+
+
+def locate_body(
+    clip: ClipFingerprints, window: tuple[int | None, int | None], limit: int = LOCATE_MAX_FRAMES
+) -> dict[str, Any]:
+    """The locate request: the clip's digests and DCT hashes (evenly thinned beyond
+    ``limit`` each — a run of matched segments is found from a sample as well)."""
+    frames = clip.frames
+    digests = [frames[i].digest.hex() for i in spread(len(frames), limit)]
+    with_dct = [f.dct_hash for f in frames if f.dct_hash is not None]
+    dct = [with_dct[i].hex() for i in spread(len(with_dct), limit)]
+    return {"digests": digests, "dct": dct, "from": window[0], "to": window[1]}
+
+
+@dataclass(frozen=True)
+class PeerRef:
+    name: str  # the configuration's name, or the URL when the configuration lacks it
+    url: str
+    org: str  # organisation name; "" when unknown
+
+    @property
+    def label(self) -> str:
+        if self.name == self.url:
+            return self.url
+        return f"{self.name} ({self.org})" if self.org else self.name
+
+
+def peer_plan(
+    requested: Sequence[str], config: NetworkConfig | None, own_msp: str
+) -> list[PeerRef]:
+    """The peers to try, in order: ``requested`` (names or URLs), then the configuration's
+    other peers, those of the caller's organisation (MSP id ``own_msp``) first."""
+    known: list[PeerRef] = []
+    own_orgs: set[str] = set()
+    if config is not None:
+        known = [PeerRef(p.name, format_url(p.host, p.port), p.org) for p in config.peers]
+        own_orgs = {o.name for o in config.organizations if o.msp_id == own_msp}
+    by_name = {p.name: p for p in known}
+    by_url = {p.url: p for p in known}
+    plan: list[PeerRef] = []
+    for item in requested:
+        if item.startswith("https://"):
+            try:
+                url = check_url(item)
+            except ValueError as exc:
+                raise CliError(f"--peer {exc}", EXIT_USAGE) from None
+            peer = by_url.get(url, PeerRef(url, url, ""))
+        elif item in by_name:
+            peer = by_name[item]
+        elif config is None:
+            raise CliError(
+                f"--peer {item!r} is neither an https:// URL nor a peer of a network "
+                "configuration (none could be read: name one with --config)",
+                EXIT_USAGE,
+            )
+        else:
+            names = ", ".join(sorted(by_name)) or "none"
+            raise CliError(
+                f"--peer {item!r} is not a peer of the network configuration (peers: {names})",
+                EXIT_USAGE,
+            )
+        if peer.url not in {p.url for p in plan}:
+            plan.append(peer)
+    rest = [p for p in known if p.url not in {q.url for q in plan}]
+    rest.sort(key=lambda p: p.org not in own_orgs)  # stable: configuration order otherwise
+    return plan + rest
+
+
+def witnesses(primary: PeerRef, plan: Sequence[PeerRef]) -> list[PeerRef]:
+    """Peers that may cross-check ``primary``: of a known organisation other than its."""
+    return [p for p in plan if p.url != primary.url and p.org and p.org != primary.org]
+
+
+def _short(data: bytes) -> str:
+    return data.hex()[:16] + "…"
+
+
+def compare_bundles(ours: EvidenceBundle, theirs: EvidenceBundle, a: str, b: str) -> list[str]:
+    """Where two peers' bundles for the same capture span disagree (empty: they agree).
+
+    Compared up to the lower of the two ledger heights (the other peer may simply not
+    have the newest blocks yet): the genesis block, every block header both carry, the
+    configuration blocks, and the anchors (segment hash, block, position).
+    """
+    diffs: list[str] = []
+    if ours.metadata.channel_id != theirs.metadata.channel_id:
+        diffs.append(
+            f"{a} serves channel {ours.metadata.channel_id!r}, "
+            f"{b} channel {theirs.metadata.channel_id!r}"
+        )
+    genesis_a, genesis_b = ours.genesis.header.hash(), theirs.genesis.header.hash()
+    if genesis_a != genesis_b:
+        diffs.append(
+            f"different genesis blocks: {_short(genesis_a)} at {a}, {_short(genesis_b)} at {b}"
+        )
+    common = min(ours.metadata.ledger_height, theirs.metadata.ledger_height)
+
+    def headers(bundle: EvidenceBundle) -> dict[int, bytes]:
+        found = {bundle.genesis.header.number: bundle.genesis.header.hash()}
+        found.update({c.header.number: c.header.hash() for c in bundle.config_updates})
+        found.update({h.number: h.hash() for h in bundle.headers})
+        return found
+
+    ha, hb = headers(ours), headers(theirs)
+    for number in sorted(set(ha) & set(hb)):
+        if ha[number] != hb[number]:
+            diffs.append(
+                f"block {number}: header hash {_short(ha[number])} at {a}, "
+                f"{_short(hb[number])} at {b}"
+            )
+    ca = {c.header.number for c in ours.config_updates if c.header.number < common}
+    cb = {c.header.number for c in theirs.config_updates if c.header.number < common}
+    for number in sorted(ca - cb):
+        diffs.append(f"configuration block {number} is served by {a}, not by {b}")
+    for number in sorted(cb - ca):
+        diffs.append(f"configuration block {number} is served by {b}, not by {a}")
+
+    def anchors(bundle: EvidenceBundle) -> dict[int, tuple[bytes, int, int]]:
+        return {
+            x.segment.sequence: (x.segment.hash(), x.tx.block, x.tx.index) for x in bundle.anchors
+        }
+
+    aa, ab = anchors(ours), anchors(theirs)
+    for first, second, one, other in ((aa, ab, a, b), (ab, aa, b, a)):
+        for sequence, (digest, block, index) in sorted(first.items()):
+            if block >= common:
+                continue
+            found = second.get(sequence)
+            if found is None:
+                diffs.append(
+                    f"segment {sequence} (block {block}) is anchored at {one}, missing at {other}"
+                )
+            elif found != (digest, block, index) and one == a:
+                diffs.append(
+                    f"segment {sequence}: hash {_short(digest)} in block {block} tx {index} "
+                    f"at {one}, hash {_short(found[0])} in block {found[1]} tx {found[2]} "
+                    f"at {other}"
+                )
+    return diffs
+
+
+def anchoring_blocks(bundle: EvidenceBundle) -> list[int]:
+    return sorted({a.tx.block for a in bundle.anchors})
+
+
+# -- the network ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Located:
+    sequences: tuple[int, ...]
+    capture_start: int | None
+    capture_end: int | None
+
+
+@dataclass(frozen=True)
+class Verdictless:
+    """No evidence to check: ``UNVERIFIABLE`` for this reason."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Fetched:
+    bundle: EvidenceBundle
+    primary: PeerRef
+    witness: PeerRef
+    located: Located
+
+
+class _Skip(Exception):
+    """This peer cannot serve: try the next one (the message says why)."""
+
+
+def _opt_int(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise NodeProtocolError(f"{what} is not an integer")
+    return value
+
+
+def parse_located(answer: dict[str, Any], where: str) -> Located:
+    segments = answer.get("segments")
+    if not isinstance(segments, list) or not all(isinstance(s, dict) for s in segments):
+        raise NodeProtocolError(f"{where} answered locate without a segments list")
+    sequences = tuple(
+        int(_opt_int(s.get("sequence"), f"{where}'s segment sequence") or 0) for s in segments
+    )
+    start = _opt_int(answer.get("captureStart"), f"{where}'s captureStart")
+    end = _opt_int(answer.get("captureEnd"), f"{where}'s captureEnd")
+    if (start is None) != (end is None) or (start is not None and end is not None and end < start):
+        raise NodeProtocolError(f"{where} answered locate with an invalid span")
+    return Located(sequences, start, end)
+
+
+class _Network:
+    """Calls to the peers over one mutual-TLS session, as the wallet's identity."""
+
+    def __init__(self, session: aiohttp.ClientSession, camera: str) -> None:
+        self.session = session
+        self.camera = camera
+        self.base = f"{API}/cameras/{quote(camera, safe='')}"
+
+    def _what(self, peer: PeerRef) -> str:
+        return f"peer {peer.label}"
+
+    async def locate(self, peer: PeerRef, body: dict[str, Any]) -> Located:
+        answer = await call_json(
+            self.session,
+            "POST",
+            peer.url,
+            f"{self.base}/locate",
+            what=self._what(peer),
+            data=json.dumps(body).encode(),
+            content_type="application/json",
+            timeout=CALL_TIMEOUT_S,
+        )
+        return parse_located(answer, peer.label)
+
+    async def evidence(self, peer: PeerRef, start: int, end: int) -> EvidenceBundle:
+        raw = await call_bytes(
+            self.session,
+            "GET",
+            peer.url,
+            f"{self.base}/evidence?from={start}&to={end}",
+            what=self._what(peer),
+            timeout=CALL_TIMEOUT_S,
+        )
+        try:
+            return read_bundle(raw)
+        except BundleError as exc:
+            raise NodeProtocolError(f"{peer.label} served an evidence bundle that {exc}") from None
+
+    async def header_hash(self, peer: PeerRef, number: int) -> bytes | None:
+        """The hash of block ``number``'s header at ``peer`` (None: it has no such block)."""
+        try:
+            answer = await call_json(
+                self.session,
+                "GET",
+                peer.url,
+                f"{API}/blocks/{number}/header",
+                what=self._what(peer),
+                timeout=CALL_TIMEOUT_S,
+            )
+        except NodeRefused as exc:
+            if exc.status == 404 and exc.code != "http_404":
+                return None
+            raise
+        value = answer.get("hash")
+        try:
+            if not isinstance(value, str):
+                raise ValueError
+            return bytes.fromhex(value)
+        except ValueError:
+            raise NodeProtocolError(
+                f"{peer.label} answered a block header without a hash"
+            ) from None
+
+
+def _skippable(exc: NodeClientError) -> bool:
+    """A failure of the peer, not an answer: try another peer."""
+    if isinstance(exc, NodeUnreachable | NodeTLSError | NodeProtocolError):
+        return True
+    if isinstance(exc, NodeRefused):
+        # 5xx: the peer failed; a 404/405 without a code: no such route (an older peer).
+        return exc.status >= 500 or exc.code in ("http_404", "http_405")
+    return False
+
+
+def _said(exc: NodeRefused) -> str:
+    return f"{exc.code}: {exc.message}" if exc.message else exc.code
+
+
+def _no_access(peer: PeerRef, camera: str, exc: NodeRefused) -> Verdictless:
+    return Verdictless(f"no access to camera {camera}: {peer.label} refused: {_said(exc)}")
+
+
+async def fetch_evidence(
+    plan: Sequence[PeerRef],
+    context: ssl.SSLContext,
+    camera: str,
+    body: dict[str, Any],
+    *,
+    note: Any = None,
+) -> Fetched | Verdictless:
+    """Locate, fetch and cross-check (module docstring, steps 2 to 4)."""
+    say = note if note is not None else (lambda text: None)
+    failures: list[str] = []
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=context),
+        timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_S),
+    ) as session:
+        net = _Network(session, camera)
+        for primary in plan:
+            try:
+                say(f"locating the clip among camera {camera}'s anchors at {primary.label}")
+                located = await net.locate(primary, body)
+                if located.capture_start is None or located.capture_end is None:
+                    return Verdictless(
+                        f"no anchors of camera {camera} match this clip "
+                        f"(located at {primary.label})"
+                    )
+                bundle = await net.evidence(primary, located.capture_start, located.capture_end)
+                if not bundle.anchors:
+                    return Verdictless(
+                        f"{primary.label} located the clip in camera {camera}'s anchors but "
+                        "served evidence without anchors"
+                    )
+            except NodeRefused as exc:
+                if exc.status == 403:
+                    return _no_access(primary, camera, exc)
+                if _skippable(exc):
+                    failures.append(str(exc))
+                    say(f"{primary.label} cannot serve ({_said(exc)}); trying the next peer")
+                    continue
+                if exc.status == 404:
+                    return Verdictless(
+                        f"{primary.label} serves no evidence of camera {camera}: {_said(exc)}"
+                    )
+                raise CliError(str(exc), EXIT_FAILURE) from None
+            except NodeClientError as exc:
+                if not _skippable(exc):
+                    raise CliError(str(exc), EXIT_FAILURE) from None
+                failures.append(str(exc))
+                say(f"{primary.label} cannot serve ({exc}); trying the next peer")
+                continue
+            outcome = await _cross_check(net, primary, bundle, located, plan, say)
+            if isinstance(outcome, Verdictless):
+                return outcome
+            return Fetched(bundle, primary, outcome, located)
+    tried = "; ".join(failures) or "no peers to ask"
+    raise CliError(f"no peer could serve the evidence: {tried}", EXIT_FAILURE)
+
+
+async def _cross_check(
+    net: _Network,
+    primary: PeerRef,
+    bundle: EvidenceBundle,
+    located: Located,
+    plan: Sequence[PeerRef],
+    say: Any,
+) -> PeerRef | Verdictless:
+    """A peer of another organisation that serves the same evidence; Verdictless if one
+    disagrees; CliError (exit 1) if none can be asked."""
+    assert located.capture_start is not None and located.capture_end is not None
+    candidates = witnesses(primary, plan)
+    failures: list[str] = []
+    needed = max(anchoring_blocks(bundle), default=0)
+    for witness in candidates:
+        say(f"cross-checking the evidence with {witness.label}")
+        deadline = time.monotonic() + CATCH_UP_S
+        try:
+            while True:
+                try:
+                    theirs: EvidenceBundle | None = await net.evidence(
+                        witness, located.capture_start, located.capture_end
+                    )
+                except NodeRefused as exc:
+                    if exc.status != 404 or exc.code in ("http_404", "http_405"):
+                        raise
+                    theirs = None  # no anchors there (yet?)
+                if theirs is not None and theirs.metadata.ledger_height > needed:
+                    break
+                if time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(0.5)
+            if theirs is None:
+                # No anchors at the witness: behind, or hiding them? Its header says.
+                ours = next(h for h in bundle.headers if h.number == needed).hash()
+                seen = await net.header_hash(witness, needed)
+                if seen is None:
+                    raise _Skip(f"{witness.label} does not have block {needed} yet")
+                return Verdictless(
+                    f"the peers disagree: {primary.label} serves the anchors of camera "
+                    f"{net.camera} in block {needed}, {witness.label} holds block {needed}"
+                    + (" " if seen == ours else f" (header hash {_short(seen)}) ")
+                    + "but serves no anchors for this time"
+                )
+            if theirs.metadata.ledger_height <= needed:
+                raise _Skip(
+                    f"{witness.label} is behind (height {theirs.metadata.ledger_height}, "
+                    f"the evidence is in block {needed})"
+                )
+        except NodeRefused as exc:
+            if exc.status == 403:
+                return Verdictless(
+                    f"the peers disagree on access: {primary.label} served the evidence, "
+                    f"{witness.label} refused: {_said(exc)}"
+                )
+            if not _skippable(exc):
+                raise CliError(str(exc), EXIT_FAILURE) from None
+            failures.append(str(exc))
+            continue
+        except NodeClientError as exc:
+            if not _skippable(exc):
+                raise CliError(str(exc), EXIT_FAILURE) from None
+            failures.append(str(exc))
+            continue
+        except _Skip as exc:
+            failures.append(str(exc))
+            continue
+        diffs = compare_bundles(bundle, theirs, primary.label, witness.label)
+        if diffs:
+            more = f" (and {len(diffs) - 1} more differences)" if len(diffs) > 1 else ""
+            return Verdictless(
+                f"the peers disagree: {primary.label} and {witness.label} serve different "
+                f"evidence: {diffs[0]}{more}"
+            )
+        return witness
+    if not candidates:
+        raise CliError(
+            f"cannot cross-check the evidence of {primary.label}: no peer of another "
+            "organisation is known (name one with --peer, or give the network --config)",
+            EXIT_FAILURE,
+        )
+    raise CliError(
+        f"cannot cross-check the evidence of {primary.label}: no peer of another "
+        f"organisation could serve it: {'; '.join(failures)}",
+        EXIT_FAILURE,
+    )
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+def _load_identity(args: argparse.Namespace) -> tuple[str, ssl.SSLContext]:
+    """The wallet's MSP id and a mutual-TLS client context for the peers."""
+    path = args.wallet or (Path(os.environ[WALLET_ENV]) if os.environ.get(WALLET_ENV) else None)
+    if path is None:
+        raise CliError(f"say who you are: --wallet DIR (or set {WALLET_ENV})", EXIT_USAGE)
+    wallet = Wallet(path)
+    try:
+        loaded = wallet.load()
+        files = wallet.load_tls()
+        trusted = files.ca_file.read_bytes()
+        context = tls.client_context(files, trusted)
+    except (StoreError, OSError, ValueError, ssl.SSLError) as exc:
+        raise CliError(f"cannot use wallet {path}: {exc}", EXIT_FAILURE) from None
+    return loaded.msp_id, context
+
+
+def _load_config(path: Path | None, peers: Sequence[str]) -> NetworkConfig | None:
+    """The network configuration; with ``--peer`` and no ``--config`` a missing default
+    configuration is no error (the peers were named)."""
+    target = path or DEFAULT_CONFIG
+    try:
+        return load_network_config(target)
+    except (NetworkConfigError, OSError) as exc:
+        if path is None and peers:
+            return None
+        hint = "name it with --config FILE" if path is None else "fix it"
+        raise CliError(
+            f"cannot read the network configuration: {exc} ({hint})", EXIT_USAGE
+        ) from None
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    command = verify_cmd.command_line()
+    camera = args.camera.strip()
+    if not camera or "/" in camera:
+        raise CliError(f"--camera {args.camera!r} is not a camera id", EXIT_USAGE)
+    clip_path = Path(args.clip)
+    if not clip_path.is_file():
+        raise CliError(f"clip {clip_path} does not exist", EXIT_USAGE)
+    window = time_window(args.time_from, args.time_to)
+    own_msp, context = _load_identity(args)
+    plan = peer_plan(args.peer, _load_config(args.config, args.peer), own_msp)
+    if not plan:
+        raise CliError("no peer to ask: name one with --peer", EXIT_USAGE)
+
+    # Decode once, with the perceptual fingerprint of every frame: the anchored digests
+    # are not known before locating, and a re-encoded copy is located by the latter.
+    clip = verify_cmd.decode_clip(clip_path, None)
+    if not clip.frames:
+        raise CliError(f"clip {clip_path} has no video frames", EXIT_FAILURE)
+    chatty = not args.quiet and sys.stderr.isatty()
+
+    def note(text: str) -> None:
+        if chatty:
+            print(f"cctvchain: {text}", file=sys.stderr)
+
+    try:
+        outcome = asyncio.run(
+            fetch_evidence(plan, context, camera, locate_body(clip, window), note=note)
+        )
+    except NodeClientError as exc:  # e.g. a bad URL; peers' failures are handled inside
+        raise CliError(str(exc), EXIT_FAILURE) from None
+    if isinstance(outcome, Verdictless):
+        result = unverifiable(
+            camera, outcome.reason, clip=clip.info, source="network", command=command
+        )
+        verify_cmd.emit(result, args.quiet)
+        verify_cmd.write_outputs(
+            result, json_path=args.json, html_path=args.report, clip_path=clip_path
+        )
+        return result.exit_code
+    bundle = outcome.bundle
+    if bundle.metadata.camera_id != camera:
+        result = unverifiable(
+            camera,
+            f"{outcome.primary.label} served evidence of camera {bundle.metadata.camera_id!r}",
+            clip=clip.info,
+            source="network",
+            command=command,
+        )
+        verify_cmd.emit(result, args.quiet)
+        verify_cmd.write_outputs(
+            result, json_path=args.json, html_path=args.report, clip_path=clip_path
+        )
+        return result.exit_code
+    source = (
+        f"{outcome.primary.label} {outcome.primary.url}, "
+        f"cross-checked with {outcome.witness.label} {outcome.witness.url}"
+    )
+    bundle = replace(bundle, metadata=replace(bundle.metadata, command=command, source=source))
+    return verify_cmd.finish(
+        bundle,
+        clip_path=clip_path,
+        clip=clip,
+        json_path=args.json,
+        html_path=args.report,
+        bundle_path=args.bundle,
+        quiet=args.quiet,
+        source="network",
+        command=command,
+    )
