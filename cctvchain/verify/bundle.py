@@ -1,7 +1,8 @@
 """The evidence bundle: everything needed to re-check a verdict with no network (pure).
 
 A bundle is one file: the canonical bytes of an :class:`EvidenceBundle` message
-(``verify.evidence_bundle`` version 1, deterministic CBOR like every message here).
+(``verify.evidence_bundle`` version 2, deterministic CBOR like every message here;
+version 1 bundles, without ``certificates``, still read).
 
 What it holds
 -------------
@@ -30,7 +31,11 @@ What it holds
   (unsigned: orderers do not sign validation codes), and every frame record of the
   segment (the Merkle leaf bytes) with its inclusion proof under the segment's root.
 * ``camera_certificates`` — the certificates that signed the anchors (also inside the
-  envelopes; listed for people).
+  envelopes or among ``certificates``; listed for people).
+* ``certificates`` — the PEM of every certificate the bundled transactions and block
+  signatures name by reference (SHA-256 of the PEM, as the ledger keeps them once a
+  block carried the PEM), deduplicated: offline, each reference resolves here by hash,
+  and the PEM found is then validated exactly as if it had been carried.
 * ``clip`` (optional) — the clip the bundle was made for: file name, SHA-256, size and
   the per-frame fingerprints (pts, digest, perceptual where computed), so that the
   verdict can be re-derived from the bundle alone or the clip re-checked against it.
@@ -66,7 +71,8 @@ What :func:`check_bundle` verifies (each failure names the part and the reason)
    start to its end; the on-chain perceptual fingerprints equal those of the records.
 7. The camera certificate against the latest bundled CRLs: revoked as of a time before
    an anchor was made → failure; revoked later → a note (earlier anchors stand).
-8. The checksums of the unsigned parts.
+8. The checksums of the unsigned parts; every bundled certificate is one the bundle
+   refers to (a certificate altered in any byte no longer matches its reference).
 9. With a clip (or the bundled clip fingerprints): the alignment again.
 """
 
@@ -79,6 +85,7 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptography import x509
 
@@ -101,9 +108,17 @@ from cctvchain.ledger.genesis import ConfigTransaction
 from cctvchain.ledger.transaction import decode_block_transactions
 from cctvchain.ledger.validation import TxValidationCode
 from cctvchain.msp import certs
+from cctvchain.msp.certref import (
+    CertificateResolver,
+    certificate_reference,
+    is_reference,
+    resolve_certificate,
+    short,
+    table_resolver,
+)
 from cctvchain.msp.errors import MSPError
 from cctvchain.peer.channel import BLOCK_VALIDATION, ChannelConfigError, ChannelContext
-from cctvchain.peer.validator import BlockValidator
+from cctvchain.peer.validator import BlockValidator, orderer_certificates
 from cctvchain.policy import evaluate
 from cctvchain.tx.messages import Envelope
 from cctvchain.verify.align import Alignment, ClipFrame, align, anchored_frames
@@ -269,6 +284,8 @@ class BundleChecksums(Message):
 @dataclass(frozen=True)
 class EvidenceBundle(Message):
     TYPE = "verify.evidence_bundle"
+    VERSION = 2
+    SUPPORTED_VERSIONS = (1, 2)
     metadata: BundleMetadata
     genesis: ConfigEvidence
     config_updates: tuple[ConfigEvidence, ...]
@@ -278,6 +295,13 @@ class EvidenceBundle(Message):
     camera_certificates: tuple[bytes, ...]
     clip: ClipEvidence | None
     checksums: BundleChecksums
+    # The PEMs the bundle names by certificate reference (version 2).
+    certificates: tuple[bytes, ...] = ()
+
+    @classmethod
+    def upgrade(cls, version: int, fields: dict[str, Any]) -> dict[str, Any]:
+        # Version 1 carried every certificate in full: no certificates part.
+        return {**fields, "certificates": []} if version == 1 else fields
 
 
 def _sha(data: bytes) -> bytes:
@@ -362,6 +386,45 @@ def config_block_numbers(get_block: Callable[[int], Block], height: int) -> list
     return found
 
 
+def _references(bundle: EvidenceBundle) -> list[bytes]:
+    """Every certificate reference the bundle's transactions and signatures carry."""
+    carried: list[bytes] = []
+    for evidence in (bundle.genesis, *bundle.config_updates):
+        carried += [s.cert for s in evidence.signatures]
+    for signed in bundle.block_signatures:
+        carried += [s.cert for s in signed.signatures]
+    for anchor in bundle.anchors:
+        try:
+            carried += Envelope.decode(anchor.tx.transaction).certificates()
+        except CodecError:
+            continue
+    return [cert for cert in dict.fromkeys(carried) if is_reference(cert)]
+
+
+def _bundled_certificates(
+    bundle: EvidenceBundle, resolve: CertificateResolver | None
+) -> tuple[bytes, ...]:
+    """The PEMs of every reference in ``bundle``: from ``resolve`` (the ledger's
+    registry) or, for the orderers' block signatures, the bundled configurations."""
+    orderers = [
+        orderer_certificates(ConfigTransaction.decode(e.tx.transaction).config)
+        for e in (bundle.genesis, *bundle.config_updates)
+    ]
+    found: list[bytes] = []
+    for reference in _references(bundle):
+        pem = resolve(reference) if resolve is not None else None
+        for table in orderers:
+            if pem is None:
+                pem = table(reference)
+        if pem is None or certificate_reference(pem) != reference:
+            raise BundleError(
+                f"certificate reference {reference.hex()} does not resolve: the ledger "
+                "holds no certificate for it"
+            )
+        found.append(pem)
+    return tuple(found)
+
+
 def _config_evidence(block: Block) -> ConfigEvidence:
     for index, tx in enumerate(decode_block_transactions(block)):
         if isinstance(tx.message, ConfigTransaction):
@@ -386,9 +449,17 @@ def build_bundle(
     command: str = "",
     source: str = "",
     clip: ClipFingerprints | None = None,
+    resolve_certificate: CertificateResolver | None = None,
 ) -> EvidenceBundle:
     """Assemble a bundle from a ledger's blocks (``get_block``; ``get_header`` if a
-    source serves headers alone) and the segments' records with their proofs."""
+    source serves headers alone) and the segments' records with their proofs.
+
+    ``resolve_certificate`` (a peer passes ``ledger.certificate``) gives the PEM of each
+    certificate reference the transactions carry, bundled so that the bundle stays
+    checkable offline; orderers' references resolve against the bundled configurations.
+    Raises :class:`BundleError` for a reference that resolves nowhere.
+    """
+    resolve = resolve_certificate
     header_of = get_header or (lambda n: get_block(n).header)
     ordered = sorted(anchors, key=lambda a: a.segment.sequence)
     evidence: list[AnchorEvidence] = []
@@ -400,6 +471,14 @@ def build_bundle(
         tx = tx_evidence(block, ref.tx)
         envelope = Envelope.decode(tx.transaction)
         cert = envelope.proposal.creator.cert
+        if is_reference(cert):
+            pem = resolve(cert) if resolve is not None else None
+            if pem is None or certificate_reference(pem) != cert:
+                raise BundleError(
+                    f"the creator of transaction {ref.tx} of block {ref.block} is certificate "
+                    f"reference {cert.hex()}, which the ledger cannot resolve"
+                )
+            cert = pem
         if cert not in certificates:
             certificates.append(cert)
         evidence.append(
@@ -418,7 +497,7 @@ def build_bundle(
         channel_id, camera_id, created_ms, tool, command, source, ledger_height
     )
     clip_evidence = ClipEvidence.of(clip) if clip is not None else None
-    return EvidenceBundle(
+    bundle = EvidenceBundle(
         metadata=metadata,
         genesis=_config_evidence(get_block(0)),
         config_updates=tuple(_config_evidence(get_block(n)) for n in sorted(config_blocks)),
@@ -429,6 +508,7 @@ def build_bundle(
         clip=clip_evidence,
         checksums=compute_checksums(metadata, evidence, clip_evidence),
     )
+    return replace(bundle, certificates=_bundled_certificates(bundle, resolve))
 
 
 # -- checking --------------------------------------------------------------------------------
@@ -514,6 +594,18 @@ class _Checker:
         self.cameras: dict[bytes, CameraCertificate] = {}
         self.segments: list[tuple[Segment, tuple[FrameRecord, ...]]] = []
         self.header_by_number: dict[int, BlockHeader] = {}
+        # Certificate references resolve by hash among the bundled certificates.
+        self.bundled: CertificateResolver = table_resolver(bundle.certificates)
+
+    def resolve(self, cert: bytes) -> bytes:
+        """The PEM ``cert`` carries or refers to; raises ``UnknownCertificateReference``
+        (an MSPError) when no bundled certificate hashes to the reference."""
+        try:
+            return resolve_certificate(cert, self.bundled)
+        except MSPError as exc:
+            raise type(exc)(
+                f"certificate reference {short(cert)} matches no bundled certificate"
+            ) from exc
 
     def fail(self, message: str) -> None:
         self.failures.append(message)
@@ -638,10 +730,15 @@ class _Checker:
         policy = context.policy(BLOCK_VALIDATION)
         header_hash = header.hash()
         failures = []
+        listed = orderer_certificates(context.config)
         for signature in signatures:
             try:
+                cert = signature.cert
+                if is_reference(cert):
+                    # As a peer: an orderer listed in the configuration; else the bundle.
+                    cert = listed(cert) or self.resolve(cert)
                 identity = context.msps.validate(
-                    signature.msp_id, signature.cert, now, allowed_types=("orderer",)
+                    signature.msp_id, cert, now, allowed_types=("orderer",)
                 )
                 identity.verify(Domain.BLOCK, header_hash, signature.signature)
             except (MSPError, SignatureError) as exc:
@@ -778,7 +875,9 @@ class _Checker:
         except CodecError as exc:
             self.fail(f"{where}: the transaction does not decode: {exc}")
             return None
-        verdict = BlockValidator(config.context).check_transaction(tx.transaction, _ms(0))
+        verdict = BlockValidator(config.context, certificates=self.bundled).check_transaction(
+            tx.transaction, _ms(0)
+        )
         if verdict.code != TxValidationCode.VALID:
             self.fail(
                 f"{where}: transaction {proposal.tx_id[:16]}… fails the peers' checks "
@@ -801,7 +900,7 @@ class _Checker:
         created = _ms(proposal.timestamp_ms)
         try:
             creator = config.context.msps.validate(
-                proposal.creator.msp_id, proposal.creator.cert, created
+                proposal.creator.msp_id, self.resolve(proposal.creator.cert), created
             )
         except MSPError as exc:  # check_transaction validated it already
             self.fail(f"{where}: creator: {exc}")
@@ -971,11 +1070,24 @@ class _Checker:
         used = set()
         for anchor in self.b.anchors:
             try:
-                used.add(Envelope.decode(anchor.tx.transaction).proposal.creator.cert)
-            except CodecError:
+                used.add(self.resolve(Envelope.decode(anchor.tx.transaction).proposal.creator.cert))
+            except (CodecError, MSPError):
                 continue
         if listed != used:
             self.fail("camera certificates: the list differs from the anchors' signers")
+        self.certificates()
+
+    def certificates(self) -> None:
+        """Every bundled certificate must be one the bundle refers to: a certificate
+        altered in any byte no longer hashes to its reference."""
+        references = set(_references(self.b))
+        for k, pem in enumerate(self.b.certificates):
+            if certificate_reference(pem) not in references:
+                self.fail(
+                    f"certificates: bundled certificate {k} matches none of the bundle's "
+                    "certificate references (altered, or not the one referred to): its "
+                    "SHA-256 is no reference's"
+                )
 
     def run(self) -> None:
         if not self.genesis() or not self.config_updates():
