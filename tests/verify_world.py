@@ -72,6 +72,7 @@ def bundle_for(
         command=command,
         source="in-process peer0.CityCCTV",
         clip=clip,
+        resolve_certificate=ledger.certificate,
     )
 
 
