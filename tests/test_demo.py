@@ -1,118 +1,226 @@
-"""``cctvchain demo`` end to end, as a subprocess, and the ledger it leaves behind."""
+"""``cctvchain demo`` end to end, as a subprocess: a real cluster, a real RTSP camera, a
+real ingest beside an NVR recording, and the verdicts, reports and evidence bundle it
+leaves behind; interrupted with Ctrl-C half way, it leaves no process behind either."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
 import subprocess
 import sys
-from datetime import UTC, datetime
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from cryptography import x509
+from node_helpers import free_ports
+from peer_cluster import CA_NAMES, ORDERERS, PEERS, cluster_toml
 
-from cctvchain.ledger.store import Ledger
-from cctvchain.msp import certs
-from cctvchain.msp.errors import CertificateRevoked
-from cctvchain.msp.identity import MSPManager
-from cctvchain.msp.wallet import Wallet
+pytestmark = pytest.mark.timeout(900)
 
 REPO = Path(__file__).resolve().parent.parent
+SECONDS = "12"  # of ingest (the demo's default is 30)
+FRAME_S = 0.04
 
 
-def _demo(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cctvchain", "demo", *map(str, args)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+@dataclass
+class DemoRun:
+    directory: Path
+    result: subprocess.CompletedProcess[str]
+
+    @property
+    def out(self) -> str:
+        return self.result.stdout
+
+    def report(self, name: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.directory / "evidence" / name).read_text())
+        return data
 
 
-def _fails(result: subprocess.CompletedProcess[str], expect: str) -> None:
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("cctvchain: error: ")
-    assert expect in lines[0]
+def _cctvchain(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "cctvchain", *map(str, args)]
+
+
+def _topology(root: Path) -> Path:
+    """The default topology (3 orgs, 3 orderers, 4 peers, 3 CAs) on free ports."""
+    names = [*ORDERERS, *PEERS, *CA_NAMES.values()]
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
+    config = root / "topology.toml"
+    config.write_text(cluster_toml(ports))
+    return config
+
+
+def _demo_args(root: Path, directory: Path) -> list[str]:
+    config = _topology(root)
+    return [
+        *(sys.executable, "-m", "cctvchain", "demo", "--config", str(config)),
+        *("--port-offset", "0", "--seconds", SECONDS, "--dir", str(directory)),
+    ]
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes that name ``text`` (a demo's directory)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def _no_process_left(directory: Path) -> None:
+    # Nodes name the demo's config, the camera its clip, the ingest its spool: all
+    # under the demo directory.
+    left = _processes_mentioning(str(directory))
+    assert left == [], left
+    assert list(directory.glob("*/node.pid")) == []
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    directory = tmp_path_factory.mktemp("demo") / "nodes"
-    result = _demo("--dir", directory)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stderr == ""
-    return directory, result.stdout
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    root = tmp_path_factory.mktemp("demo")
+    directory = root / "run"
+    result = subprocess.run(
+        _demo_args(root, directory), cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    yield DemoRun(directory, result)
+    for line in _processes_mentioning(str(directory)):  # only if a test failed
+        os.kill(int(line.split(":")[0]), signal.SIGKILL)
 
 
-def test_demo_narrates_every_step(demo_run: tuple[Path, str]) -> None:
-    _, out = demo_run
-    headings = re.findall(r"^\[(\d)/6\] ", out, flags=re.MULTILINE)
-    assert headings == ["1", "2", "3", "4", "5", "6"]
+def test_the_demo_tells_the_whole_story(demo: DemoRun) -> None:
+    assert demo.result.returncode == 0, demo.out[-6000:] + demo.result.stderr
+    assert demo.result.stderr == ""
+    headings = re.findall(r"^\[(\d)/9\] ", demo.out, flags=re.MULTILINE)
+    assert headings == [str(n) for n in range(1, 10)]
+    assert "is up" in demo.out or "running" in demo.out
     for role in ("CRM", "CRS", "Operator", "PO", "PCRO", "LAS"):
-        assert f"role={role}" in out
-    assert re.search(r"camera-001@CityCCTV\s+camera", out)
-    assert re.search(r"refused .*officer@Police.* as CityCCTV: NotChainedToMSP", out)
-    assert re.search(r"refused .*camera-001@CityCCTV.*: WrongIdentityType", out)
-    assert re.search(r"refused\s+operator2@CityCCTV: CertificateRevoked", out)
-    assert re.search(r"accepted\s+operator1@CityCCTV \(still\): MSP CityCCTV", out)
-    assert "channel config sequence 1" in out
-    assert "ledger height 2" in out
-    assert "reopened: height 2 preserved" in out
-    assert "cctvchain ledger info --ledger " in out
-    assert "cctvchain ca show --dir " in out
+        assert re.search(rf"@\w+\s+{role}\s", demo.out), role
+    assert "camera 5859 streams at rtsp://127.0.0.1:" in demo.out
+    assert "refused by the network: ACCESS_DENIED" in demo.out  # the operator's approval
+    assert "status: APPROVED" in demo.out
+    assert re.search(r"segment \d+ anchored in block \d+", demo.out)
+    assert "spool empty" in demo.out
+    assert "GRANTED: user P-77 holds access to 5859" in demo.out
+    assert re.search(r"^demo finished in \d+ s: recording AUTHENTIC, tampered TAMPERED, "
+                     r"reencoded AUTHENTIC_REENCODED", demo.out, flags=re.MULTILINE)  # fmt: skip
 
 
-def test_the_ledger_it_leaves_holds_the_crl(demo_run: tuple[Path, str]) -> None:
-    directory, _ = demo_run
-    revoked = Wallet(directory / "wallets" / "operator2@CityCCTV").load().cert_pem
-    kept = Wallet(directory / "wallets" / "operator1@CityCCTV").load().cert_pem
-    orderer = Wallet(directory / "orderer0.city" / "wallet").load().cert_pem
-    with Ledger.open(directory / "peer0.city" / "ledger") as ledger:
-        assert ledger.height == 2
-        assert ledger.verify_chain().height == 2
-        config = ledger.channel_config()
-        (signature,) = ledger.get_block(1).metadata.signatures
-    assert config.sequence == 1
-    assert signature.cert == orderer
-    city = config.organization("CityCCTV")
-    assert city is not None
-    (crl_pem,) = city.crls
-    crl = x509.load_pem_x509_crl(crl_pem)
-    listed = {entry.serial_number for entry in crl}
-    assert certs.parse_certificate(revoked).serial_number in listed
-    assert certs.parse_certificate(kept).serial_number not in listed
-    assert crl_pem == (directory / "ca.city" / "crl.pem").read_bytes()
-    msps = MSPManager.from_channel_config(config)
-    now = datetime.now(UTC)
-    with pytest.raises(CertificateRevoked):
-        msps.validate("CityCCTV", revoked, now)
-    assert msps.validate("CityCCTV", kept, now).role == "Operator"
+def test_the_recording_and_its_copies_get_their_verdicts(demo: DemoRun) -> None:
+    assert demo.result.returncode == 0, demo.out[-6000:] + demo.result.stderr
+    recording = demo.report("recording.json")
+    assert recording["verdict"] == "AUTHENTIC", recording.get("reason")
+    assert recording["camera"] == "5859" and recording["anomalies"] == []
+    assert recording["frames"]["total"] > 50
+    assert recording["frames"]["EXACT"] == recording["frames"]["total"]
+
+    tampered = demo.report("tampered.json")
+    assert tampered["verdict"] == "TAMPERED"
+    assert [a["kind"] for a in tampered["anomalies"]] == ["ALTERED"], tampered["anomalies"]
+    (altered,) = tampered["anomalies"]
+    match = re.search(r"black box painted on frame (\d+) \(t = ([\d.]+) s\)", demo.out)
+    assert match is not None
+    frame, at = int(match.group(1)), float(match.group(2))
+    assert frame * FRAME_S == pytest.approx(at)
+    # The edited frame is found, and only it.
+    assert abs(altered["clip_start_s"] - at) <= FRAME_S + 1e-6, altered
+    assert altered["clip_end_s"] - altered["clip_start_s"] <= FRAME_S + 1e-6, altered
+    # ... and placed in the camera's time, inside what the recording covers.
+    start, end = (_when(recording["coverage"][k]) for k in ("capture_start", "capture_end"))
+    assert start <= _when(altered["capture_start"]) <= end
+    assert "ALTERED at" in demo.out
+
+    reencoded = demo.report("reencoded.json")
+    assert reencoded["verdict"] == "AUTHENTIC_REENCODED", reencoded["anomalies"]
+    assert reencoded["clip"]["width"] == 1280
+
+    for name in ("recording", "tampered", "reencoded"):
+        page = (demo.directory / "evidence" / f"{name}.html").read_text()
+        assert "<svg" in page and page.rstrip().endswith("</html>"), name
 
 
-def test_a_rerun_starts_fresh_and_a_foreign_directory_is_kept(tmp_path: Path) -> None:
-    directory = tmp_path / "mine"
-    directory.mkdir()
-    (directory / "keep.txt").write_text("not the demo's")
-    _fails(_demo("--dir", directory), "--fresh")
-    assert (directory / "keep.txt").exists()
+def test_the_evidence_bundle_rechecks_offline(demo: DemoRun) -> None:
+    assert demo.result.returncode == 0, demo.out[-6000:] + demo.result.stderr
+    bundle = demo.directory / "evidence" / "recording.bundle"
+    recording = demo.directory / "camera" / "nvr-recording.mp4"
+    out = demo.directory / "recheck.json"
+    # The cluster is down by now: this check has no network to ask.
+    checked = subprocess.run(
+        [*_cctvchain("verify-bundle", bundle, recording), "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert json.loads(out.read_text())["verdict"] == "AUTHENTIC"
+    tampered = demo.directory / "camera" / "tampered-box.mp4"
+    against = subprocess.run(
+        _cctvchain("verify-bundle", bundle, tampered),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert against.returncode == 3, against.stdout + against.stderr
 
-    assert _demo("--dir", directory, "--fresh").returncode == 0
-    assert not (directory / "keep.txt").exists()
-    # The second run deletes what the first made: same height, not a longer chain.
-    again = _demo("--dir", directory)
-    assert again.returncode == 0, again.stderr
-    with Ledger.open(directory / "peer0.city" / "ledger") as ledger:
-        assert ledger.height == 2
+
+def test_users_without_a_grant_are_refused(demo: DemoRun) -> None:
+    assert demo.result.returncode == 0, demo.out[-6000:] + demo.result.stderr
+    assert "DENIED: camera 5859 is not on the granted list" in demo.out
+    for who in ("pcro", "staff"):
+        report = demo.report(f"refused-{who}.json")
+        assert report["verdict"] == "UNVERIFIABLE", report
+        assert report["reason"], report
+        assert report["anomalies"] == []
+    assert demo.out.count("=> exit 4: ") == 2
 
 
-def test_a_missing_config_is_a_one_line_error(tmp_path: Path) -> None:
-    result = _demo("--config", tmp_path / "nope.toml", "--dir", tmp_path / "d")
-    _fails(result, "nope.toml does not exist")
-    assert result.stdout == ""
+def test_nothing_is_left_running(demo: DemoRun) -> None:
+    assert "stopping the cluster" in demo.out
+    assert "stopping the RTSP camera" in demo.out
+    _no_process_left(demo.directory)
+
+
+def test_ctrl_c_half_way_stops_everything(tmp_path: Path) -> None:
+    directory = tmp_path / "run"
+    process = subprocess.Popen(
+        _demo_args(tmp_path, directory),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    seen = []
+    try:
+        for line in process.stdout:  # until the ingest and the recording run
+            seen.append(line)
+            if line.startswith("      $ ffmpeg "):
+                break
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    text = "".join(seen) + out
+    assert any(line.startswith("[5/9] ") for line in seen), text
+    assert process.returncode == 130, text + err
+    assert "Traceback" not in err
+    assert "stopping the cluster" in text and "stopping the RTSP camera" in text
+    _no_process_left(directory)
 
 
 def test_a_network_without_the_demo_organisations_is_refused(tmp_path: Path) -> None:
@@ -120,4 +228,35 @@ def test_a_network_without_the_demo_organisations_is_refused(tmp_path: Path) -> 
     config = tmp_path / "other.toml"
     config.write_text(toml)
     (tmp_path / "acl.toml").write_text((REPO / "configs" / "acl.toml").read_text())
-    _fails(_demo("--config", config, "--dir", tmp_path / "d"), "needs the organisations")
+    result = subprocess.run(
+        _cctvchain("demo", "--config", config, "--dir", tmp_path / "d"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cctvchain: error: demo failed: ")
+    assert "needs a network with the organisations" in lines[0]
+    assert "[2/9]" not in result.stdout  # nothing started beyond the configuration
+
+
+def test_a_foreign_directory_is_kept(tmp_path: Path) -> None:
+    directory = tmp_path / "mine"
+    directory.mkdir()
+    (directory / "keep.txt").write_text("not the demo's")
+    result = subprocess.run(
+        _cctvchain("demo", "--dir", directory),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1 and "--fresh" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (directory / "keep.txt").exists()
+
+
+def _when(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
