@@ -56,6 +56,8 @@ from cctvchain.cli.session import DEFAULT_CONFIG, WALLET_ENV
 from cctvchain.msp.errors import StoreError
 from cctvchain.msp.wallet import Wallet
 from cctvchain.network.config import NetworkConfig, NetworkConfigError, load_network_config
+from cctvchain.network.genesis import GenesisError
+from cctvchain.network.material import NetworkMaterial
 from cctvchain.node import tls
 from cctvchain.node.client import call_bytes, call_json, check_url
 from cctvchain.node.errors import (
@@ -379,7 +381,7 @@ class _Network:
         self.base = f"{API}/cameras/{quote(camera, safe='')}"
 
     def _what(self, peer: PeerRef) -> str:
-        return f"peer {peer.label}"
+        return f"peer {peer.label}" if peer.name == peer.url else f"peer {peer.label} at {peer.url}"
 
     async def locate(self, peer: PeerRef, body: dict[str, Any]) -> Located:
         answer = await call_json(
@@ -600,8 +602,17 @@ async def _cross_check(
 # -- the command ---------------------------------------------------------------------------
 
 
-def _load_identity(args: argparse.Namespace) -> tuple[str, ssl.SSLContext]:
-    """The wallet's MSP id and a mutual-TLS client context for the peers."""
+def _load_identity(
+    args: argparse.Namespace, config: NetworkConfig | None
+) -> tuple[str, ssl.SSLContext]:
+    """The wallet's MSP id and a mutual-TLS client context for the peers.
+
+    A wallet trusts its own organisation's TLS root only; to cross-check with a peer of
+    another organisation the client also trusts the TLS roots of every organisation of
+    the channel, from the genesis block of the network configuration when it is at
+    hand (as the nodes themselves do). Trusting a TLS root only lets us talk to that
+    peer: what it serves is still checked against the orderers' and camera's signatures.
+    """
     path = args.wallet or (Path(os.environ[WALLET_ENV]) if os.environ.get(WALLET_ENV) else None)
     if path is None:
         raise CliError(f"say who you are: --wallet DIR (or set {WALLET_ENV})", EXIT_USAGE)
@@ -610,8 +621,18 @@ def _load_identity(args: argparse.Namespace) -> tuple[str, ssl.SSLContext]:
         loaded = wallet.load()
         files = wallet.load_tls()
         trusted = files.ca_file.read_bytes()
+    except (StoreError, OSError, ValueError) as exc:
+        raise CliError(f"cannot use wallet {path}: {exc}", EXIT_FAILURE) from None
+    if config is not None:
+        try:
+            channel = NetworkMaterial.locate(config).channel_config()
+        except (GenesisError, OSError, ValueError):
+            pass  # no local copy of the channel: the wallet's own root only
+        else:
+            trusted = tls.bundle([trusted, tls.trust_bundle(channel)])
+    try:
         context = tls.client_context(files, trusted)
-    except (StoreError, OSError, ValueError, ssl.SSLError) as exc:
+    except (OSError, ValueError, ssl.SSLError) as exc:
         raise CliError(f"cannot use wallet {path}: {exc}", EXIT_FAILURE) from None
     return loaded.msp_id, context
 
@@ -640,8 +661,9 @@ def run_verify(args: argparse.Namespace) -> int:
     if not clip_path.is_file():
         raise CliError(f"clip {clip_path} does not exist", EXIT_USAGE)
     window = time_window(args.time_from, args.time_to)
-    own_msp, context = _load_identity(args)
-    plan = peer_plan(args.peer, _load_config(args.config, args.peer), own_msp)
+    config = _load_config(args.config, args.peer)
+    own_msp, context = _load_identity(args, config)
+    plan = peer_plan(args.peer, config, own_msp)
     if not plan:
         raise CliError("no peer to ask: name one with --peer", EXIT_USAGE)
 
