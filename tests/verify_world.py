@@ -86,7 +86,9 @@ def make_camera_clip(path: Path, *, size: str = "320x180") -> Path:
     return make_clip(path, size=size, seconds=CLIP_SECONDS, gop=25, bframes=0)
 
 
-def anchored_camera(root: Path, clip: Path) -> AnchoredCamera:
+def anchored_camera(root: Path, clip: Path, *, by_reference: bool = False) -> AnchoredCamera:
+    """``by_reference``: after its first anchor the camera names itself by certificate
+    reference (as the frame extractor does), so the bundle must carry its certificate."""
     world = build_world(root)
     net = world.net
     identity = world.approved_camera(CAMERA)
@@ -109,6 +111,8 @@ def anchored_camera(root: Path, clip: Path) -> AnchoredCamera:
     refs: list[AnchorRef] = []
     for k, s in enumerate(sealed):
         refs.append(anchor_sealed(world, identity, s))
+        if by_reference:
+            identity = identity.referenced()
         if k == 0:
             # A configuration update between the anchors (no change but the sequence).
             commit_config(net, config_tx(net, majority(net)))
