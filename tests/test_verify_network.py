@@ -24,6 +24,7 @@ from peer_cluster import PeerCluster, make_cluster
 from verify_peers import Behaviour, ServedPeer, located_span
 from verify_world import CAMERA, AnchoredCamera, anchored_camera, bundle_for, make_camera_clip
 
+from cctvchain.cli import verify_net
 from cctvchain.cli.errors import CliError
 from cctvchain.cli.main import main
 from cctvchain.cli.verify_net import (
@@ -140,8 +141,9 @@ def test_two_peers_of_two_organisations_that_agree_give_the_verdict(
     assert body["from"] is None and body["to"] is None
     start, end = located_span(setup.honest)
     assert police.requests[1][2] == {"from": str(start), "to": str(end)}
-    assert [k for k, _, _ in city.requests] == ["evidence"]
-    assert city.requests[0][2] == police.requests[1][2]
+    # The witness located the clip itself and served the same span.
+    assert [k for k, _, _ in city.requests] == ["locate", "evidence"]
+    assert city.requests[0][2] == body and city.requests[1][2] == police.requests[1][2]
     # The bundle names both peers and re-checks offline.
     written = read_bundle(bundle_path.read_bytes())
     assert "peer0.police (Police)" in written.metadata.source
@@ -190,6 +192,37 @@ def test_a_witness_that_denies_access_the_first_peer_granted_is_a_disagreement(
         "the peers disagree on access: peer0.police (Police) served the evidence, "
         "peer0.city (CityCCTV) refused: ACCESS_DENIED: P-77 may not see CAM-V1"
     )
+
+
+def test_a_witness_holding_the_block_but_no_anchors_is_a_disagreement(
+    setup: Setup, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(verify_net, "CATCH_UP_S", 1.0)  # how long a lagging peer may take
+    serve("peer0.police", honest(setup))
+    city = serve("peer0.city", Behaviour(None, None, chain=setup.honest))
+    code, report = verify(setup)
+    assert report is not None and code == 4
+    last = setup.cam.refs[-1].block
+    assert report["reason"] == (
+        f"the peers disagree: peer0.police (Police) serves the anchors of camera {CAMERA} "
+        f"in block {last}, peer0.city (CityCCTV) holds block {last} but serves no anchors "
+        "for this time"
+    )
+    assert ("header", str(last), None) in city.requests
+
+
+def test_a_peer_without_the_frame_records_sends_the_verifier_to_another(
+    setup: Setup, serve: Serve
+) -> None:
+    not_stored = (404, "records_not_stored", "ask another peer")
+    police = serve("peer0.police", replace(honest(setup), refuse_evidence=not_stored))
+    serve("peer0.city", honest(setup))
+    serve("peer0.la", honest(setup))
+    code, report = verify(setup)
+    assert report is not None
+    assert code == 0, report["reason"]
+    # Asked first (own organisation), then as a witness of peer0.city; peer0.la answered.
+    assert [k for k, _, _ in police.requests] == ["locate", "evidence", "locate", "evidence"]
 
 
 def test_no_access_is_unverifiable_with_the_contracts_code_and_message(
@@ -332,6 +365,11 @@ def test_compare_bundles_names_every_kind_of_difference(setup: Setup) -> None:
     assert diffs == [
         f"segment {hidden.segment.sequence} (block {hidden.block}) is anchored at A, missing at B"
     ]
+    # The hidden segment is only a neighbour of an earlier span: a peer may lack its
+    # records and leave it out.
+    first = setup.cam.refs[0].segment
+    span = (first.capture_start_ms, first.capture_end_ms)
+    assert compare_bundles(setup.honest, setup.hiding, a, b, span) == []
     # A peer that is behind (its ledger height below the anchoring block) is not accused.
     behind = replace(
         setup.hiding, metadata=replace(setup.hiding.metadata, ledger_height=hidden.block)

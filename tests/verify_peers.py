@@ -27,6 +27,8 @@ class Behaviour:
     bundle: EvidenceBundle | None = None
     located: tuple[int, int] | None = None  # captureStart, captureEnd (None: no match)
     refuse: tuple[int, str, str] | None = None  # status, code, message for every call
+    refuse_evidence: tuple[int, str, str] | None = None  # the same, for evidence only
+    chain: EvidenceBundle | None = None  # whose headers it serves (default: bundle's)
 
 
 @dataclass
@@ -83,10 +85,13 @@ class ServedPeer:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(30)
 
-    def _refusal(self) -> web.Response | None:
-        if self.behaviour.refuse is None:
+    def _refusal(self, evidence: bool = False) -> web.Response | None:
+        refuse = self.behaviour.refuse
+        if evidence and refuse is None:
+            refuse = self.behaviour.refuse_evidence
+        if refuse is None:
             return None
-        status, code, message = self.behaviour.refuse
+        status, code, message = refuse
         return web.json_response({"code": code, "message": message}, status=status)
 
     async def _locate(self, request: web.Request) -> web.Response:
@@ -119,7 +124,7 @@ class ServedPeer:
 
     async def _evidence(self, request: web.Request) -> web.Response:
         self.requests.append(("evidence", request.match_info["camera"], dict(request.query)))
-        refused = self._refusal()
+        refused = self._refusal(evidence=True)
         if refused is not None:
             return refused
         if self.behaviour.bundle is None:
@@ -131,7 +136,7 @@ class ServedPeer:
     async def _header(self, request: web.Request) -> web.Response:
         number = int(request.match_info["number"])
         self.requests.append(("header", str(number), None))
-        bundle = self.behaviour.bundle
+        bundle = self.behaviour.chain or self.behaviour.bundle
         headers = {h.number: h for h in bundle.headers} if bundle is not None else {}
         header = headers.get(number)
         if header is None:

@@ -253,12 +253,21 @@ def _short(data: bytes) -> str:
     return data.hex()[:16] + "…"
 
 
-def compare_bundles(ours: EvidenceBundle, theirs: EvidenceBundle, a: str, b: str) -> list[str]:
-    """Where two peers' bundles for the same capture span disagree (empty: they agree).
+def compare_bundles(
+    ours: EvidenceBundle,
+    theirs: EvidenceBundle,
+    a: str,
+    b: str,
+    span: tuple[int, int] | None = None,
+) -> list[str]:
+    """Where two peers' bundles for the capture ``span`` disagree (empty: they agree).
 
     Compared up to the lower of the two ledger heights (the other peer may simply not
     have the newest blocks yet): the genesis block, every block header both carry, the
-    configuration blocks, and the anchors (segment hash, block, position).
+    configuration blocks, and the anchors (segment hash, block, position). An anchor
+    overlapping ``span`` must be served by both; a neighbour segment outside it is
+    compared only when both serve it (a peer bundles a neighbour only if it holds the
+    neighbour's frame records, which the camera uploads to some peers only).
     """
     diffs: list[str] = []
     if ours.metadata.channel_id != theirs.metadata.channel_id:
@@ -298,12 +307,24 @@ def compare_bundles(ours: EvidenceBundle, theirs: EvidenceBundle, a: str, b: str
             x.segment.sequence: (x.segment.hash(), x.tx.block, x.tx.index) for x in bundle.anchors
         }
 
+    def overlapping(bundle: EvidenceBundle) -> set[int]:
+        if span is None:
+            return {x.segment.sequence for x in bundle.anchors}
+        return {
+            x.segment.sequence
+            for x in bundle.anchors
+            if x.segment.capture_start_ms <= span[1] and x.segment.capture_end_ms >= span[0]
+        }
+
     aa, ab = anchors(ours), anchors(theirs)
+    required = overlapping(ours) | overlapping(theirs)
     for first, second, one, other in ((aa, ab, a, b), (ab, aa, b, a)):
         for sequence, (digest, block, index) in sorted(first.items()):
             if block >= common:
                 continue
             found = second.get(sequence)
+            if found is None and sequence not in required:
+                continue  # a neighbour the other peer holds no records of
             if found is None:
                 diffs.append(
                     f"segment {sequence} (block {block}) is anchored at {one}, missing at {other}"
@@ -441,8 +462,9 @@ def _skippable(exc: NodeClientError) -> bool:
     if isinstance(exc, NodeUnreachable | NodeTLSError | NodeProtocolError):
         return True
     if isinstance(exc, NodeRefused):
-        # 5xx: the peer failed; a 404/405 without a code: no such route (an older peer).
-        return exc.status >= 500 or exc.code in ("http_404", "http_405")
+        # 5xx: the peer failed; a 404/405 without a code: no such route (an older peer);
+        # records_not_stored: the camera uploaded those frame records to other peers.
+        return exc.status >= 500 or exc.code in ("http_404", "http_405", "records_not_stored")
     return False
 
 
@@ -503,7 +525,7 @@ async def fetch_evidence(
                 failures.append(str(exc))
                 say(f"{primary.label} cannot serve ({exc}); trying the next peer")
                 continue
-            outcome = await _cross_check(net, primary, bundle, located, plan, say)
+            outcome = await _cross_check(net, primary, bundle, located, plan, body, say)
             if isinstance(outcome, Verdictless):
                 return outcome
             return Fetched(bundle, primary, outcome, located)
@@ -517,10 +539,16 @@ async def _cross_check(
     bundle: EvidenceBundle,
     located: Located,
     plan: Sequence[PeerRef],
+    body: dict[str, Any],
     say: Any,
 ) -> PeerRef | Verdictless:
     """A peer of another organisation that serves the same evidence; Verdictless if one
-    disagrees; CliError (exit 1) if none can be asked."""
+    disagrees; CliError (exit 1) if none can be asked.
+
+    The witness locates the clip too: a first peer could otherwise hide an anchor by
+    locating the clip short of it. Its bundle is fetched for the union of both spans,
+    and every anchor overlapping that union must be in both bundles.
+    """
     assert located.capture_start is not None and located.capture_end is not None
     candidates = witnesses(primary, plan)
     failures: list[str] = []
@@ -529,13 +557,16 @@ async def _cross_check(
         say(f"cross-checking the evidence with {witness.label}")
         deadline = time.monotonic() + CATCH_UP_S
         try:
+            seen_there = await net.locate(witness, body)
+            start, end = located.capture_start, located.capture_end
+            if seen_there.capture_start is not None and seen_there.capture_end is not None:
+                start = min(start, seen_there.capture_start)
+                end = max(end, seen_there.capture_end)
             while True:
                 try:
-                    theirs: EvidenceBundle | None = await net.evidence(
-                        witness, located.capture_start, located.capture_end
-                    )
+                    theirs: EvidenceBundle | None = await net.evidence(witness, start, end)
                 except NodeRefused as exc:
-                    if exc.status != 404 or exc.code in ("http_404", "http_405"):
+                    if exc.status != 404 or _skippable(exc):
                         raise
                     theirs = None  # no anchors there (yet?)
                 if theirs is not None and theirs.metadata.ledger_height > needed:
@@ -545,7 +576,7 @@ async def _cross_check(
                 await asyncio.sleep(0.5)
             if theirs is None:
                 # No anchors at the witness: behind, or hiding them? Its header says.
-                ours = next(h for h in bundle.headers if h.number == needed).hash()
+                ours = {h.number: h.hash() for h in bundle.headers}.get(needed)
                 seen = await net.header_hash(witness, needed)
                 if seen is None:
                     raise _Skip(f"{witness.label} does not have block {needed} yet")
@@ -578,7 +609,7 @@ async def _cross_check(
         except _Skip as exc:
             failures.append(str(exc))
             continue
-        diffs = compare_bundles(bundle, theirs, primary.label, witness.label)
+        diffs = compare_bundles(bundle, theirs, primary.label, witness.label, (start, end))
         if diffs:
             more = f" (and {len(diffs) - 1} more differences)" if len(diffs) > 1 else ""
             return Verdictless(
