@@ -878,6 +878,13 @@ class _Checker:
         verdict = BlockValidator(config.context, certificates=self.bundled).check_transaction(
             tx.transaction, _ms(0)
         )
+        if verdict.code == TxValidationCode.UNKNOWN_CERTIFICATE_REFERENCE:
+            self.fail(
+                f"{where}: transaction {proposal.tx_id[:16]}… names a certificate by a "
+                "reference that matches no bundled certificate (missing, or altered: a "
+                "certificate altered in any byte no longer hashes to its reference)"
+            )
+            return None
         if verdict.code != TxValidationCode.VALID:
             self.fail(
                 f"{where}: transaction {proposal.tx_id[:16]}… fails the peers' checks "
