@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import plyvel
@@ -40,6 +41,7 @@ from flow_helpers import (
     value,
     writes,
 )
+from verify_world import CAMERA, AnchoredCamera, anchored_camera, make_camera_clip
 
 from cctvchain.crypto import Domain
 from cctvchain.inprocess.network import InProcessNetwork
@@ -59,6 +61,15 @@ from cctvchain.ordering.orderer import BroadcastRefused
 from cctvchain.peer.validator import BlockRejected
 from cctvchain.peernode.wire import refusal_code
 from cctvchain.tx.messages import Endorsement, Envelope, SerializedIdentity, endorsement_message
+from cctvchain.verify.bundle import (
+    BundleError,
+    EvidenceBundle,
+    build_bundle,
+    check_bundle,
+    config_block_numbers,
+    read_bundle,
+    records_with_proofs,
+)
 
 UNKNOWN = "unknown_certificate_reference"
 
@@ -370,3 +381,67 @@ def test_invalid_transactions_register_their_certificates_too(net: InProcessNetw
     for ledger in [net.orderer_ledger, *(p.ledger for p in net.peers)]:
         assert ledger.certificate(certificate_reference(carol.cert)) == carol.cert
     assert net.submit(carol.referenced(), "kv", "Put", ["c", "2"]).code == Code.VALID
+
+
+# -- evidence bundles ----------------------------------------------------------------------
+
+
+def test_bundle_of_reference_carrying_blocks_checks_offline_and_a_flipped_byte_fails(
+    tmp_path: Path,
+) -> None:
+    clip = make_camera_clip(tmp_path / "camera.mp4")
+    cam = anchored_camera(tmp_path / "net", clip, by_reference=True)
+    try:
+        bundle = cam.bundle()
+        ledger = cam.world.net.peers[0].ledger
+        creators = [Envelope.decode(a.tx.transaction).proposal.creator.cert for a in bundle.anchors]
+        assert not is_reference(creators[0]) and all(is_reference(c) for c in creators[1:])
+        camera_pem = cam.identity.cert
+        assert camera_pem in bundle.certificates and bundle.camera_certificates == (camera_pem,)
+        assert len(set(bundle.certificates)) == len(bundle.certificates)
+        for signed in bundle.block_signatures:
+            assert all(is_reference(s.cert) for s in signed.signatures)
+        # Checkable with no network, also after a round trip through the file format.
+        verdict = check_bundle(read_bundle(bundle.encode()))
+        assert verdict.ok, verdict.failures
+        assert [c.pem for c in verdict.cameras] == [camera_pem]
+        # A bundle made without the ledger's registry cannot resolve the camera.
+        with pytest.raises(BundleError, match="cannot resolve"):
+            bundle_for_without_registry(cam)
+        # One flipped byte inside the camera's certificate: it no longer matches its
+        # reference, so the anchors made by reference and the certificate list fail.
+        k = bundle.certificates.index(camera_pem)
+        flipped = bytearray(camera_pem)
+        flipped[len(flipped) // 2] ^= 0x01
+        certificates = list(bundle.certificates)
+        certificates[k] = bytes(flipped)
+        altered = check_bundle(replace(bundle, certificates=tuple(certificates)))
+        assert not altered.ok
+        assert any(
+            f"bundled certificate {k} matches none of the bundle's certificate references" in f
+            for f in altered.failures
+        )
+        assert any("reference that matches no bundled certificate" in f for f in altered.failures)
+        # A version-1 bundle (no certificates part) still reads.
+        wire = bundle.to_wire()
+        wire["_v"] = 1
+        del wire["certificates"]
+        assert EvidenceBundle.from_wire(wire).certificates == ()
+        assert ledger.certificate(certificate_reference(camera_pem)) == camera_pem
+    finally:
+        cam.world.net.close()
+
+
+def bundle_for_without_registry(cam: AnchoredCamera) -> EvidenceBundle:
+    ledger = cam.world.net.peers[0].ledger
+    return build_bundle(
+        get_block=ledger.get_block,
+        channel_id="cctv",
+        camera_id=CAMERA,
+        anchors=cam.refs,
+        records={s.sequence: records_with_proofs(s.records) for s in cam.sealed},
+        config_blocks=config_block_numbers(ledger.get_block, ledger.height),
+        ledger_height=ledger.height,
+        created_ms=cam.world.net.clock.now_ms,
+        tool="cctvchain test",
+    )
