@@ -477,11 +477,7 @@ class Story:
                 )
             if label == "tampered":
                 for anomaly in done.report.get("anomalies", []):
-                    say.say(
-                        f"=> {anomaly['kind']} at {anomaly['clip_start_s']:.2f}-"
-                        f"{anomaly['clip_end_s']:.2f} s of the copy, captured "
-                        f"{_clock(anomaly['capture_start'])}-{_clock(anomaly['capture_end'])}"
-                    )
+                    say.say(f"=> {_anomaly_line(anomaly)}")
         result.bundle = bundle
         rechecked = cli("verify-bundle", bundle, recording, "--quiet")
         say.say(f"$ cctvchain verify-bundle {display_path(bundle)} {display_path(recording)}")
@@ -532,7 +528,7 @@ class Story:
                 raise DemoError(
                     f"{who.label} got {done.verdict} (exit {done.code}); expected a refusal"
                 )
-            say.say(f"=> exit {done.code}: {done.report.get('reason', '')}")
+            say.say(f"=> refused: exit {done.code} ({done.verdict})")
 
     def _where(self, config: NetworkConfig, result: StoryResult) -> None:
         p = display_path
@@ -618,6 +614,16 @@ class IngestProcess:
 def _pick(text: str, keys: Sequence[str]) -> str:
     """The lines of a command's answer that mention one of ``keys``."""
     return "\n".join(line for line in text.splitlines() if any(key in line for key in keys)) or text
+
+
+def _anomaly_line(anomaly: dict[str, Any]) -> str:
+    """One anomaly in words: its kind, where in the clip, when the camera captured it."""
+    start, end = anomaly["clip_start_s"], anomaly["clip_end_s"]
+    captured = _clock(anomaly["capture_start"])
+    if anomaly["capture_end"] != anomaly["capture_start"]:
+        captured += f" to {_clock(anomaly['capture_end'])}"
+    where = f"{start:.2f} s" if start == end else f"{start:.2f}-{end:.2f} s"
+    return f"{anomaly['kind']} at {where} of the copy, captured by the camera at {captured}"
 
 
 def _clock(iso: str) -> str:
