@@ -46,6 +46,14 @@ class RaftSettings:
 
 
 @dataclass(frozen=True)
+class PeerSettings:
+    """Settings every peer applies ([peer] in the TOML)."""
+
+    # The largest clip POST /api/v1/cameras/{id}/verify accepts (streamed to disk).
+    max_clip_bytes: int = 2 * 1024**3
+
+
+@dataclass(frozen=True)
 class NetworkConfig:
     name: str
     channel: str
@@ -58,6 +66,7 @@ class NetworkConfig:
     peers: tuple[Endpoint, ...]
     acl_rules: tuple[AclRule, ...] = ()
     raft: RaftSettings = field(default_factory=RaftSettings)
+    peer: PeerSettings = field(default_factory=PeerSettings)
     source: Path | None = field(default=None, compare=False)
 
     def org(self, name: str) -> OrgSettings:
@@ -137,6 +146,13 @@ def parse_network_config(raw: Mapping[str, Any], *, base_dir: Path) -> NetworkCo
         raise NetworkConfigError(
             "[raft]: need tick_ms >= 10, election_ticks >= 2, snapshot_interval >= 1"
         )
+    peer_raw = _table(raw, "peer", required=False)
+    unknown_peer = sorted(set(peer_raw) - {"max_clip_bytes"})
+    if unknown_peer:
+        raise NetworkConfigError(f"[peer]: unknown setting(s) {', '.join(unknown_peer)}")
+    peer = PeerSettings(**{k: _int(peer_raw, k, "peer") for k in peer_raw})
+    if peer.max_clip_bytes < 1:
+        raise NetworkConfigError("[peer]: max_clip_bytes must be at least 1")
     return NetworkConfig(
         name=_str(network, "name", "network"),
         channel=_str(network, "channel", "network"),
@@ -149,6 +165,7 @@ def parse_network_config(raw: Mapping[str, Any], *, base_dir: Path) -> NetworkCo
         peers=peers,
         acl_rules=acl_rules,
         raft=raft,
+        peer=peer,
     )
 
 

@@ -25,10 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+import struct
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
 import plyvel
 from aiohttp import web
 
@@ -41,6 +46,7 @@ from cctvchain.chaincode.cctv.model import (
     padded,
 )
 from cctvchain.codec import CodecError
+from cctvchain.ingest.fingerprint import FrameRecord
 from cctvchain.ingest.records import (
     MAX_RECORDS_BYTES,
     RecordsError,
@@ -68,33 +74,204 @@ def _key(camera_id: str, sequence: int) -> bytes:
     return f"{camera_id}\x00{padded(sequence)}".encode()
 
 
+# The indexes live in the same LevelDB under keys that start with \x01, which no record
+# key does (a camera id starts with a letter or digit), and are written in the same
+# batch as the records they index, so they can never disagree with them.
+_INDEX_VERSION_KEY: Final = b"\x01v"
+_INDEX_VERSION: Final = b"1"
+_DIGEST_PREFIX: Final = b"\x01d"
+_PERCEPTUAL_PREFIX: Final = b"\x01p"
+_LOCATION: Final = struct.Struct(">QI")  # sequence, index: after the digest in the key
+_SAMPLE: Final = struct.Struct(">qI8s")  # capture time, index, DCT hash: one sampled frame
+MAX_HITS_PER_DIGEST: Final = 16  # a still scene repeats a digest; a few places suffice
+
+
+def _digest_key(camera_id: str, digest: bytes, sequence: int, index: int) -> bytes:
+    return _DIGEST_PREFIX + camera_id.encode() + b"\x00" + digest + _LOCATION.pack(sequence, index)
+
+
+def _perceptual_key(camera_id: str, sequence: int) -> bytes:
+    return _PERCEPTUAL_PREFIX + camera_id.encode() + b"\x00" + padded(sequence).encode()
+
+
+def _samples(records: Sequence[FrameRecord]) -> bytes:
+    return b"".join(
+        _SAMPLE.pack(r.capture_time_ms, r.index, r.perceptual.dct_hash)
+        for r in records
+        if r.perceptual is not None
+    )
+
+
+@dataclass(frozen=True)
+class DigestHit:
+    """Where a frame digest is among a camera's stored records."""
+
+    digest: bytes
+    sequence: int
+    index: int
+
+
+@dataclass
+class PerceptualTable:
+    """A camera's sampled frames, as columns for a numpy scan: capture time, segment
+    sequence and the 64-bit DCT hash (big-endian bytes read as an unsigned integer)."""
+
+    times: npt.NDArray[np.int64]
+    sequences: npt.NDArray[np.int64]
+    hashes: npt.NDArray[np.uint64]
+
+    @classmethod
+    def of(cls, chunks: Sequence[tuple[int, bytes]]) -> PerceptualTable:
+        count = sum(len(data) // _SAMPLE.size for _, data in chunks)
+        times = np.empty(count, dtype=np.int64)
+        sequences = np.empty(count, dtype=np.int64)
+        hashes = np.empty(count, dtype=np.uint64)
+        at = 0
+        for sequence, data in chunks:
+            n = len(data) // _SAMPLE.size
+            rows = np.frombuffer(
+                data, dtype=np.dtype([("t", ">i8"), ("i", ">u4"), ("h", ">u8")]), count=n
+            )
+            times[at : at + n] = rows["t"]
+            sequences[at : at + n] = sequence
+            hashes[at : at + n] = rows["h"]
+            at += n
+        return cls(times, sequences, hashes)
+
+    @classmethod
+    def join(cls, tables: Sequence[PerceptualTable]) -> PerceptualTable:
+        return cls(
+            np.concatenate([t.times for t in tables]),
+            np.concatenate([t.sequences for t in tables]),
+            np.concatenate([t.hashes for t in tables]),
+        )
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+
 class RecordStore:
-    """Frame records by (camera, sequence): the canonical SegmentRecords bytes."""
+    """Frame records by (camera, sequence): the canonical SegmentRecords bytes; with two
+    indexes for finding where a clip's frames come from (``locate``): every record's
+    digest -> (camera, sequence, index), and per segment its sampled frames' capture
+    times and DCT hashes. Both are built for existing records when the store is opened
+    without them (a store written before they existed)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: Any = None
+        self._lock = threading.Lock()
+        # camera -> [loaded table, tables of segments stored since]: loaded on the
+        # first perceptual search of the camera, extended as records arrive.
+        self._tables: dict[str, list[PerceptualTable]] = {}
 
     def open(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         self._db = plyvel.DB(str(self.path), create_if_missing=True)
+        if self._db.get(_INDEX_VERSION_KEY) != _INDEX_VERSION:
+            self.build_indexes()
 
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
+        self._tables.clear()
 
     def _handle(self) -> Any:
         if self._db is None:
             raise HttpError("the record store is not open", code="not_ready", status=503)
         return self._db
 
+    def build_indexes(self) -> int:
+        """Index every stored segment (idempotent); the number of segments indexed."""
+        db = self._handle()
+        count = 0
+        # Record keys start with a camera id's first character (>= "0"); index keys
+        # with \x01.
+        for key, value in db.iterator(start=b"0"):
+            camera_bytes, _, seq_text = bytes(key).partition(b"\x00")
+            upload = SegmentRecords.decode(bytes(value))
+            with db.write_batch(sync=False) as batch:
+                self._index(batch, camera_bytes.decode(), int(seq_text), upload.records)
+            count += 1
+        db.put(_INDEX_VERSION_KEY, _INDEX_VERSION, sync=True)
+        return count
+
+    @staticmethod
+    def _index(batch: Any, camera_id: str, sequence: int, records: Sequence[FrameRecord]) -> None:
+        for record in records:
+            batch.put(_digest_key(camera_id, record.digest, sequence, record.index), b"")
+        batch.put(_perceptual_key(camera_id, sequence), _samples(records))
+
     def get(self, camera_id: str, sequence: int) -> bytes | None:
         value = self._handle().get(_key(camera_id, sequence))
         return None if value is None else bytes(value)
 
-    def put(self, camera_id: str, sequence: int, data: bytes) -> None:
-        self._handle().put(_key(camera_id, sequence), data, sync=True)
+    def put(
+        self,
+        camera_id: str,
+        sequence: int,
+        data: bytes,
+        records: Sequence[FrameRecord] | None = None,
+    ) -> bool:
+        """Store a segment's records with their index entries, in one synced batch;
+        False (nothing written) if the segment is stored already."""
+        if records is None:
+            records = SegmentRecords.decode(data).records
+        db = self._handle()
+        # Under the lock: a camera's perceptual table is either loaded before this write
+        # (and extended here) or after it (and reads it), never both or neither.
+        with self._lock:
+            if db.get(_key(camera_id, sequence)) is not None:
+                return False
+            with db.write_batch(sync=True) as batch:
+                batch.put(_key(camera_id, sequence), data)
+                self._index(batch, camera_id, sequence, records)
+            tables = self._tables.get(camera_id)
+            if tables is not None:
+                tables.append(PerceptualTable.of([(sequence, _samples(records))]))
+        return True
+
+    def find_digests(self, camera_id: str, digests: Iterable[bytes]) -> list[DigestHit]:
+        """Where each digest is among the camera's records (at most
+        :data:`MAX_HITS_PER_DIGEST` places each); one iterator walks the sorted digests."""
+        prefix = _DIGEST_PREFIX + camera_id.encode() + b"\x00"
+        hits: list[DigestHit] = []
+        iterator = self._handle().raw_iterator()
+        try:
+            for digest in sorted(set(digests)):
+                start = prefix + digest
+                iterator.seek(start)
+                found = 0
+                while iterator.valid() and found < MAX_HITS_PER_DIGEST:
+                    key = bytes(iterator.key())
+                    if not key.startswith(start):
+                        break
+                    sequence, index = _LOCATION.unpack(key[len(start) :])
+                    hits.append(DigestHit(digest, sequence, index))
+                    found += 1
+                    iterator.next()
+        finally:
+            iterator.close()
+        return hits
+
+    def perceptual_table(self, camera_id: str) -> PerceptualTable:
+        """The camera's sampled frames (loaded once, then kept up to date by ``put``)."""
+        with self._lock:
+            tables = self._tables.get(camera_id)
+            if tables is not None:
+                if len(tables) > 1:
+                    tables[:] = [PerceptualTable.join(tables)]
+                return tables[0]
+            # Loaded under the lock: a put meanwhile must find the table to extend.
+            prefix = _PERCEPTUAL_PREFIX + camera_id.encode() + b"\x00"
+            chunks = [
+                (int(bytes(key)[len(prefix) :]), bytes(value))
+                for key, value in self._handle().iterator(prefix=prefix)
+            ]
+            table = PerceptualTable.of(chunks)
+            self._tables[camera_id] = [table]
+            return table
 
 
 def _camera_id(request: web.Request) -> str:
@@ -223,10 +400,10 @@ class RecordsApi:
             )
         except RecordsError as exc:
             raise BadRequest(str(exc), code="records_mismatch") from None
-        existing = await asyncio.to_thread(self.store.get, camera_id, sequence)
-        created = existing is None
+        created = await asyncio.to_thread(
+            self.store.put, camera_id, sequence, upload.encode(), upload.records
+        )
         if created:
-            await asyncio.to_thread(self.store.put, camera_id, sequence, upload.encode())
             self.core.log.info(
                 "stored %d frame records of segment %d of camera %s",
                 len(upload.records),
@@ -299,7 +476,7 @@ class RecordsApi:
         return json_response(found)
 
 
-def mount_records(app: web.Application, core: PeerCore, api: str) -> None:
+def mount_records(app: web.Application, core: PeerCore, api: str) -> RecordsApi:
     """Add the record store's routes and its open/close to a peer's application."""
     records = RecordsApi(core)
     router = app.router
@@ -309,3 +486,4 @@ def mount_records(app: web.Application, core: PeerCore, api: str) -> None:
     router.add_get(f"{api}/cameras/{{camera_id}}/gaps", records.gaps)
     app.on_startup.append(records.start)
     app.on_cleanup.append(records.cleanup)
+    return records

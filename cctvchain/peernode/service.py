@@ -19,6 +19,7 @@ from cctvchain.peernode.api import ReadApi
 from cctvchain.peernode.core import PeerCore
 from cctvchain.peernode.gateway import MAX_PROPOSAL_BYTES, Gateway
 from cctvchain.peernode.records import mount_records
+from cctvchain.peernode.verify_api import mount_verify
 
 API = "/api/v1"
 BODY_SLACK = 64 * 1024
@@ -61,7 +62,8 @@ def build_app(core: PeerCore) -> web.Application:
     router.add_get(f"{API}/events", api.events)
     router.add_get(f"{API}/openapi.yaml", api.openapi)
     router.add_get("/metrics", api.metrics)
-    mount_records(app, core, API)
+    records = mount_records(app, core, API)
+    mount_verify(app, core, records.store, API)
     app.on_startup.append(core.start)
     app.on_shutdown.append(core.shutdown)
     app.on_cleanup.append(core.cleanup)
