@@ -53,4 +53,6 @@ bench: $(STAMP)
 	$(VENV)/bin/python scripts/bench_commit.py --json $(BENCH_OUT)/commit.json
 	$(VENV)/bin/python scripts/bench_ingest.py --json $(BENCH_OUT)/ingest.json
 	$(VENV)/bin/python scripts/bench_cluster.py --json $(BENCH_OUT)/cluster.json
+	$(VENV)/bin/python scripts/bench_verify.py --json $(BENCH_OUT)/verify.json
+	$(VENV)/bin/python scripts/bench_ledger.py --json $(BENCH_OUT)/ledger.json
 	$(VENV)/bin/python scripts/bench_report.py --results $(BENCH_OUT) --out BENCHMARKS.md

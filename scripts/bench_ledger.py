@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""Benchmark: the bytes a camera adds to the ledger per hour, at the normal and the ``all``
+policy (goal: at most 1 MB per camera-hour at normal, PRODUCT.md section 3).
+
+Nothing here is computed from sizes known in advance: real segments are anchored through
+a real network and the ledger's growth is measured.
+
+* Debian's ffmpeg generates a clip (``testsrc2``, 25 fps, one keyframe a second) of
+  ``--segments`` + 1 segments of ``--segment-s`` seconds; the media shell decodes it
+  once and the real :class:`~cctvchain.ingest.segment.Segmenter` cuts it for two cameras,
+  one registered with the normal policy (1 perceptual fingerprint a second), one with
+  ``all`` (every frame): real digests, real perceptual fingerprints, real Merkle roots.
+* An in-process network (``scripts/anchored_camera.py``: three organisations with their
+  CAs and X.509 certificates, a LevelDB ledger per peer, the orderer, the CCTV contract
+  and ACL rules) registers and approves both cameras; each camera's own identity anchors
+  its segments (``AnchorSegment``: proposal, endorsement by two organisations' peers as
+  the gateway gathers them, ordering, validation and commit on every peer).
+* The first segment of each camera is anchored before measuring (a camera's first
+  anchor may carry one-off bytes: its anchor head, a certificate later referenced by
+  hash); then ``--segments`` segments per policy are anchored and a peer's ledger is
+  measured before and after: the block files' bytes (as stored: each block's framing,
+  header, transactions, orderer signature, validation flags) and the LevelDB index's
+  logical growth (every key and value added or grown: world state, history, tx-id and
+  block indexes), read back with :meth:`~cctvchain.ledger.store.Ledger.dump_index`.
+  The LevelDB directory's growth on disk (its write-ahead log until compaction) is shown
+  beside it.
+* Each anchoring transaction is taken apart (segment argument, written values,
+  identities, signatures, the contract's answer and events, the rest) and the block
+  overhead is what the block stores beyond its transactions.
+
+Per camera-hour = bytes per segment x segments per hour (3600 s / ``--segment-s``).
+A camera alone on the channel gets one block per segment (10 s apart, the batch timeout
+is 250 ms), as measured here; cameras sharing blocks share the block overhead, so the
+figure without it is given too. Every peer (and every orderer) stores its own copy.
+
+    .venv/bin/python scripts/bench_ledger.py [--segments 6] [--segment-s 10] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from anchored_camera import (
+    POLICIES,
+    CameraNetwork,
+    Committed,
+    directory_bytes,
+    make_clip,
+    segment_clip,
+)
+
+from cctvchain.ingest.segment import SealedSegment
+from cctvchain.ledger import keys
+from cctvchain.ledger.blockfile import encode_frame
+from cctvchain.ledger.store import Ledger
+from cctvchain.tx.messages import Envelope
+
+GOAL_BYTES = 1_000_000  # 1 MB per camera-hour at the normal policy
+HOUR_MS = 3_600_000
+FAMILIES = {
+    keys.STATE_PREFIX: "world state",
+    keys.HISTORY_PREFIX: "history index",
+    keys.TX_PREFIX: "tx-id index",
+    keys.BLOCK_NUMBER_PREFIX: "block-number index",
+    keys.BLOCK_HASH_PREFIX: "block-hash index",
+}
+
+
+def family(key: bytes) -> str:
+    if key == keys.SAVEPOINT_KEY:
+        return "savepoint"
+    return FAMILIES.get(key[:1], "other")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    block_bytes: int  # the block files' sizes
+    index_disk_bytes: int  # the LevelDB directory's files
+    index: dict[bytes, bytes]  # every key and value
+
+    @classmethod
+    def of(cls, ledger: Ledger) -> Snapshot:
+        return cls(
+            directory_bytes(ledger.path / "blocks"),
+            directory_bytes(ledger.path / "index"),
+            ledger.dump_index(),
+        )
+
+
+def index_growth(before: dict[bytes, bytes], after: dict[bytes, bytes]) -> dict[str, int]:
+    """Logical bytes (key + value) added to the index, by key family; a value that
+    changed counts by how much it grew (the anchor head is rewritten, not added)."""
+    grown: dict[str, int] = {}
+    for key, value in after.items():
+        old = before.get(key)
+        delta = len(key) + len(value) if old is None else len(value) - len(old)
+        if delta:
+            grown[family(key)] = grown.get(family(key), 0) + delta
+    for key, value in before.items():
+        if key not in after:
+            grown[family(key)] = grown.get(family(key), 0) - len(key) - len(value)
+    return grown
+
+
+def transaction_parts(raw: bytes) -> dict[str, int]:
+    """An anchoring envelope's bytes by part (the parts sum to the envelope's size)."""
+    envelope = Envelope.decode(raw)
+    proposal = envelope.proposal
+    transaction = envelope.transaction
+    response = envelope.response_payload
+    endorsements = transaction.endorsements
+    parts = {
+        "segment argument (base64, in the proposal)": sum(len(a.encode()) for a in proposal.args),
+        "written values (anchor with the segment, head, time index, historian)": sum(
+            len(w.value) for ns in response.results.namespaces for w in ns.writes
+        ),
+        f"identities (creator + {len(endorsements)} endorsers)": len(proposal.creator.encode())
+        + sum(len(e.endorser.encode()) for e in endorsements),
+        f"signatures (envelope + {len(endorsements)} endorsements)": len(envelope.signature)
+        + sum(len(e.signature) for e in endorsements),
+        "contract answer and events": len(response.response.encode())
+        + sum(len(e.encode()) for e in response.events),
+    }
+    parts["the rest (headers, keys, read set, nonce, tx id, encoding)"] = len(raw) - sum(
+        parts.values()
+    )
+    return parts
+
+
+@dataclass
+class Measured:
+    policy: str
+    segments: list[SealedSegment]
+    committed: list[Committed]
+    before: Snapshot
+    after: Snapshot
+    blocks: list[int] = field(default_factory=list)
+
+
+def measure(
+    world: CameraNetwork, camera: str, policy: str, sealed: list[SealedSegment]
+) -> Measured:
+    ledger = world.net.peers[0].ledger
+    before = Snapshot.of(ledger)
+    committed = [world.anchor(camera, s)[1] for s in sealed]
+    after = Snapshot.of(ledger)
+    blocks = sorted({c.event.block for c in committed})
+    return Measured(policy, sealed, committed, before, after, blocks)
+
+
+def figures(m: Measured, world: CameraNetwork, segment_ms: int) -> dict[str, Any]:
+    ledger = world.net.peers[0].ledger
+    n = len(m.segments)
+    per_hour = HOUR_MS / segment_ms
+    block_growth = m.after.block_bytes - m.before.block_bytes
+    index = index_growth(m.before.index, m.after.index)
+    index_total = sum(index.values())
+    envelopes = [c.envelope for c in m.committed]
+    stored_blocks = [ledger.get_block(b) for b in m.blocks]
+    frames = sum(len(encode_frame(b.encode())) for b in stored_blocks)
+    tx_bytes = sum(len(e) for e in envelopes)
+    parts: dict[str, float] = {}
+    for raw in envelopes:
+        for label, size in transaction_parts(raw).items():
+            parts[label] = parts.get(label, 0) + size / n
+    per_segment = (block_growth + index_total) / n
+    block_overhead = (block_growth - tx_bytes) / n
+    records = sum(len(r.encode()) for s in m.segments for r in s.records) / n
+    segment_bytes = sum(len(s.segment.encode()) for s in m.segments) / n
+    return {
+        "policy": m.policy,
+        "segments": n,
+        "segment_s": segment_ms / 1000,
+        "frames_per_segment": sum(s.segment.frame_count for s in m.segments) / n,
+        "perceptual_per_segment": sum(len(s.segment.perceptual) for s in m.segments) / n,
+        "txs_per_block": n / len(m.blocks),
+        "segment_bytes": segment_bytes,
+        "transaction_bytes": tx_bytes / n,
+        "transaction_parts": parts,
+        "block_overhead_bytes": block_overhead,
+        "block_file_bytes": block_growth / n,
+        "block_frames_checked": frames == block_growth,
+        "index_bytes": index_total / n,
+        "index_parts": {k: v / n for k, v in sorted(index.items(), key=lambda kv: -kv[1])},
+        "index_disk_bytes": (m.after.index_disk_bytes - m.before.index_disk_bytes) / n,
+        "bytes_per_segment": per_segment,
+        "bytes_per_camera_hour": per_segment * per_hour,
+        "bytes_per_camera_hour_shared_blocks": (per_segment - block_overhead) * per_hour,
+        "block_files_per_camera_hour": block_growth / n * per_hour,
+        "offchain_record_bytes_per_segment": records,
+    }
+
+
+def show(f: dict[str, Any]) -> None:
+    kb = 1000.0
+    print(
+        f"\npolicy {f['policy']}: {f['segments']} segments of {f['segment_s']:g} s "
+        f"({f['frames_per_segment']:.0f} frames, {f['perceptual_per_segment']:.0f} perceptual "
+        f"fingerprints each), {f['txs_per_block']:.0f} tx per block"
+    )
+    print(f"  {'segment (as the camera encodes it)':<64}{f['segment_bytes']:>9.0f} B")
+    print(f"  {'anchoring transaction':<64}{f['transaction_bytes']:>9.0f} B")
+    for label, size in f["transaction_parts"].items():
+        print(f"    {label:<62}{size:>9.0f} B")
+    print(
+        f"  {'block overhead (header, orderer signature, flags, framing)':<64}"
+        f"{f['block_overhead_bytes']:>9.0f} B"
+    )
+    print(f"  {'= block files':<64}{f['block_file_bytes']:>9.0f} B")
+    print(f"  {'LevelDB index, logical (keys + values)':<64}{f['index_bytes']:>9.0f} B")
+    for label, size in f["index_parts"].items():
+        print(f"    {label:<62}{size:>9.0f} B")
+    print(f"    {'(on disk: the directory grew by)':<62}{f['index_disk_bytes']:>9.0f} B")
+    print(f"  {'per segment':<64}{f['bytes_per_segment']:>9.0f} B")
+    verdict = "met" if f["bytes_per_camera_hour"] <= GOAL_BYTES else "NOT met"
+    print(
+        f"  per camera-hour: {f['bytes_per_camera_hour'] / kb:,.0f} kB "
+        f"({f['bytes_per_camera_hour_shared_blocks'] / kb:,.0f} kB with blocks shared by many "
+        f"cameras); goal <= {GOAL_BYTES / kb:,.0f} kB at normal: "
+        + (verdict if f["policy"] == "normal" else "(normal only)")
+    )
+    print(
+        "  off the ledger, at the peers: frame records "
+        f"{f['offchain_record_bytes_per_segment']:.0f} B per segment"
+    )
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--segments", type=int, default=6, help="measured segments (6)")
+    parser.add_argument("--segment-s", type=float, default=10.0, help="segment length (10 s)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    if args.segments < 1 or args.segment_s <= 0:
+        parser.error("--segments and --segment-s must be positive")
+    info = machine()
+    segment_ms = int(args.segment_s * 1000)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
+        seconds = (args.segments + 1) * args.segment_s
+        print(f"generating a {seconds:g} s 640x360 H.264 clip ...", flush=True)
+        clip = make_clip(Path(tmp) / "clip.mp4", seconds, size="640x360")
+        world = CameraNetwork.create(Path(tmp) / "net")
+        try:
+            cameras = {f"BENCH-{policy.upper()}": policy for policy in ("normal", "all")}
+            for camera, policy in cameras.items():
+                world.add_camera(camera, policy)
+            # Capture starts on a segment boundary a little before the network's clock.
+            origin = (world.net.clock.now_ms - int(seconds * 1000) - 60_000) // segment_ms
+            sealed = segment_clip(
+                clip,
+                {camera: POLICIES[policy] for camera, policy in cameras.items()},
+                origin * segment_ms,
+                segment_ms,
+            )
+            print(
+                "segments: "
+                + ", ".join(f"{camera} {len(found)}" for camera, found in sealed.items()),
+                flush=True,
+            )
+            results: dict[str, Any] = {}
+            for camera in cameras:
+                world.anchor(camera, sealed[camera][0])  # the first anchor: not measured
+            for camera, policy in cameras.items():
+                measured = measure(world, camera, policy, sealed[camera][1 : args.segments + 1])
+                results[policy] = figures(measured, world, segment_ms)
+                show(results[policy])
+        finally:
+            world.close()
+    normal = results["normal"]["bytes_per_camera_hour"]
+    output = {
+        "machine": info,
+        "policies": results,
+        "bytes_per_camera_hour": {p: r["bytes_per_camera_hour"] for p, r in results.items()},
+        "goal_bytes_per_camera_hour_normal": GOAL_BYTES,
+        "ratio": normal / GOAL_BYTES,
+        "network": "in-process (3 organisations, 1 peer each with LevelDB, 1 orderer; "
+        "2 endorsements per transaction)",
+        "seconds": time.monotonic() - started,
+    }
+    if args.json is not None:
+        args.json.write_text(json.dumps(output, indent=2) + "\n")
+        print(f"\nresults written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
