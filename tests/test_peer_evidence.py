@@ -16,6 +16,7 @@ import http.client
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -476,3 +477,43 @@ def test_the_record_store_indexes_records_stored_before_the_indexes_existed(
         assert {h.sequence for h in store.find_digests(CAMERA, [later[0].digest])} == {2}
     finally:
         store.close()
+
+
+# -- the CLI against these peers ---------------------------------------------------------------
+
+
+def test_cctvchain_verify_against_the_real_peers(setup: Setup) -> None:
+    """``cctvchain verify`` (the network half of the CLI) through these routes: it
+    locates at one peer, fetches the bundle there, cross-checks it with a peer of
+    another organisation and finishes offline."""
+    from cctvchain.network.material import wallet_dir
+
+    cluster = setup.cluster
+
+    def run(clip: str, wallet: Path, name: str) -> tuple[int, dict[str, Any], str]:
+        out = setup.root / f"cli-{name}.json"
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "cctvchain", "verify", str(setup.clips[clip])),
+                *("--camera", CAMERA, "--wallet", str(wallet)),
+                *("--config", str(cluster.config_path), "--json", str(out), "--quiet"),
+                *("--peer", "peer0.police", "--peer", "peer0.la"),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        report = json.loads(out.read_text()) if out.exists() else {}
+        return done.returncode, report, done.stderr
+
+    po = wallet_dir(cluster.config, "Police", "po")
+    code, report, stderr = run("camera", po, "camera")
+    assert (code, report.get("verdict")) == (0, "AUTHENTIC"), stderr[-2000:]
+    assert report["frames"]["EXACT"] == 300
+    code, report, stderr = run("box-exact", po, "box")
+    assert (code, report.get("verdict")) == (3, "TAMPERED"), stderr[-2000:]
+    assert [a["kind"] for a in report["anomalies"]] == ["ALTERED"]
+    code, report, stderr = run("camera", wallet_dir(cluster.config, "Police", "po2"), "denied")
+    assert (code, report.get("verdict")) == (4, "UNVERIFIABLE"), stderr[-2000:]
+    assert "ACCESS_DENIED" in report["reason"] or "denied" in report["reason"], report["reason"]
