@@ -107,7 +107,6 @@ def walk(net: InProcessNetwork) -> None:
             start + 9_960,
             250,
             sha256(f"frames {sequence}".encode()),
-            (),
             previous,
             SamplingPolicy("normal", 1),
         )

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from cctvchain.chaincode.cctv import CctvContract
-from cctvchain.chaincode.cctv.model import PerceptualFingerprint, SamplingPolicy, Segment
+from cctvchain.chaincode.cctv.model import SamplingPolicy, Segment
 from cctvchain.client.transaction import ClientIdentity, EndorsementError, assemble_envelope
 from cctvchain.crypto import sha256
 from cctvchain.inprocess.network import InProcessNetwork
@@ -258,12 +258,11 @@ def make_segment(
     *,
     frames: int = 250,
     policy: SamplingPolicy = NORMAL,
-    perceptual: tuple[PerceptualFingerprint, ...] = (),
     merkle_root: bytes | None = None,
 ) -> Segment:
     end = start_ms + SEGMENT_MS if end_ms is None else end_ms
     root = merkle_root if merkle_root is not None else sha256(f"{camera_id}/{sequence}".encode())
-    return Segment(camera_id, sequence, start_ms, end, frames, root, perceptual, previous, policy)
+    return Segment(camera_id, sequence, start_ms, end, frames, root, previous, policy)
 
 
 def b64(segment: Segment) -> str:

@@ -343,7 +343,6 @@ class SegmentChain:
             self.start_ms + 9_960,
             250,
             sha256(f"{self.camera_id}/{self.sequence}".encode()),
-            (),
             self.previous,
             SamplingPolicy("normal", 1),
         )

@@ -42,11 +42,14 @@ from cctvchain.chaincode.cctv.anchors import (
     MAX_SEGMENT_BYTES,
     MAX_SEGMENT_SPAN_MS,
 )
-from cctvchain.chaincode.cctv.model import PerceptualFingerprint, Segment
+from cctvchain.chaincode.cctv.model import Anchor, AnchorEvent, Segment
 from cctvchain.client.transaction import ClientIdentity, EndorsementError
+from cctvchain.codec import encode
 from cctvchain.crypto import sha256
+from cctvchain.ledger.keys import split_composite_key
 from cctvchain.ledger.validation import TxValidationCode
 from cctvchain.ordering.orderer import BroadcastRefused
+from cctvchain.tx.messages import Envelope, contract_event_id
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +89,10 @@ def test_a_chain_of_segments_is_anchored_and_read_back_with_ledger_positions(
         net.clock.advance(SEGMENT_MS)
         anchored.append(anchor(world, chain, cam, segment))
         net.clock.advance(1_000)
-    for i, (result, segment) in enumerate(zip(anchored, chain.anchored, strict=True)):
-        assert result["sequence"] == i
-        assert result["segmentHash"] == segment.hash().hex()
-        assert (
-            result["previousHash"] == (ZERO_HASH if i == 0 else chain.anchored[i - 1].hash()).hex()
-        )
-        assert result["late"] is False
-        assert result["camera"] == "A-1"
+    for i, result in enumerate(anchored):
+        # The answer is small (it is in every anchor transaction): the camera knows its
+        # segment and its hash. GetAnchor(s) have the rest.
+        assert result == {"sequence": i, "late": False, "_tx": result["_tx"]}
     head = query(net, world.po, "GetAnchorHead", "A-1")
     assert head == {
         "camera": "A-1",
@@ -106,10 +105,21 @@ def test_a_chain_of_segments_is_anchored_and_read_back_with_ledger_positions(
         net, world.po, "GetAnchors", "A-1", str(first.capture_start_ms), str(last.capture_end_ms)
     )
     assert [a["sequence"] for a in everything] == [0, 1, 2]
-    for found, result, segment in zip(everything, anchored, chain.anchored, strict=True):
+    for i, (found, result, segment) in enumerate(
+        zip(everything, anchored, chain.anchored, strict=True)
+    ):
         assert found["txId"] == result["_tx"]
         assert found["segment"] == b64(segment)  # the exact bytes the camera signed
         assert found["merkleRoot"] == segment.merkle_root.hex()
+        assert found["segmentHash"] == segment.hash().hex()
+        assert (
+            found["previousHash"] == (ZERO_HASH if i == 0 else chain.anchored[i - 1].hash()).hex()
+        )
+        assert (found["camera"], found["late"], found["frameCount"]) == ("A-1", False, 250)
+        assert (found["captureStart"], found["captureEnd"]) == (
+            segment.capture_start_ms,
+            segment.capture_end_ms,
+        )
         for peer in net.peers:
             record = peer.ledger.get_tx(found["txId"])
             assert record is not None
@@ -142,7 +152,7 @@ def test_a_chain_of_segments_is_anchored_and_read_back_with_ledger_positions(
     refuse(net, world.po, "GetAnchors", "A-1", "x", "5", code="BAD_ARGUMENT")
 
 
-def test_an_empty_chain_has_head_minus_one_and_perceptual_fingerprints_are_kept(
+def test_an_empty_chain_has_head_minus_one_and_a_high_policy_segment_is_kept(
     world: World,
 ) -> None:
     net = world.net
@@ -152,15 +162,11 @@ def test_an_empty_chain_has_head_minus_one_and_perceptual_fingerprints_are_kept(
         "sequence": -1,
         "segmentHash": ZERO_HASH.hex(),
     }
-    sampled = tuple(
-        PerceptualFingerprint(i * 5, i * 200, bytes([i]) * 8, bytes(16)) for i in range(50)
-    )
-    segment = chain.next(policy=HIGH, perceptual=sampled)
+    segment = chain.next(policy=HIGH)
     refuse(net, cam, "AnchorSegment", b64(chain.next()), code="POLICY_MISMATCH")
-    result = anchor(world, chain, cam, segment)
-    assert result["sampled"] == 50 and result["policy"] == {"mode": "high", "rate": 5}
+    assert anchor(world, chain, cam, segment)["sequence"] == 0
     [found] = query(net, world.po, "GetAnchors", "A-2", "0", str(2**62))
-    assert found["sampled"] == 50 and found["segment"] == b64(segment)
+    assert found["policy"] == {"mode": "high", "rate": 5} and found["segment"] == b64(segment)
 
 
 def test_anchors_from_a_wrong_identity_are_refused(world: World) -> None:
@@ -307,12 +313,12 @@ def test_cameras_that_are_not_approved_cannot_anchor(world: World) -> None:
 
 
 def _huge_segment(camera_id: str, start: int, size: int) -> Segment:
-    """A well-formed segment whose encoding is about ``size`` bytes."""
+    """A segment whose encoding is exactly ``size`` bytes (a long camera id: the size is
+    checked before anything else)."""
     base = make_segment(camera_id, 0, start)
     fill = size - len(base.encode())
-    tiles = PerceptualFingerprint(0, 0, bytes(8), bytes(fill))
-    extra = len(replace(base, perceptual=(tiles,)).encode()) - size
-    return replace(base, perceptual=(PerceptualFingerprint(0, 0, bytes(8), bytes(fill - extra)),))
+    extra = len(replace(base, camera_id=camera_id + "x" * fill).encode()) - size
+    return replace(base, camera_id=camera_id + "x" * (fill - extra))
 
 
 def test_future_oversized_malformed_and_mismatched_segments_are_refused(world: World) -> None:
@@ -349,9 +355,8 @@ def test_future_oversized_malformed_and_mismatched_segments_are_refused(world: W
         "too long": b64(
             replace(good, capture_end_ms=good.capture_start_ms + MAX_SEGMENT_SPAN_MS + 1)
         ),
-        "fingerprint outside": b64(
-            replace(good, perceptual=(PerceptualFingerprint(250, 0, bytes(8), b""),))
-        ),
+        # Version 1 carried perceptual fingerprints on-chain; it is not accepted any more.
+        "version 1": b64_raw(encode({**good.to_wire(), "_v": 1, "perceptual": []})),
     }
     for what, text in malformed.items():
         assert refused(text, "MALFORMED_SEGMENT"), what
@@ -375,7 +380,9 @@ def test_a_late_segment_is_accepted_and_marked_late(world: World) -> None:
     # Drained from a spool ten minutes after capture ended.
     late = make_segment("A-10", 0, now - 10 * 60_000 - SEGMENT_MS, now - 10 * 60_000)
     result = anchor(world, chain, cam, late)
-    assert result["late"] is True and result["received"] - late.capture_end_ms > LATE_AFTER_MS
+    assert result["late"] is True
+    stored = query(net, world.po, "GetAnchor", "A-10", "0")
+    assert stored["late"] is True and stored["received"] - late.capture_end_ms > LATE_AFTER_MS
     # One anchored within the minute is not late.
     on_time = chain.next()
     on_time = replace(on_time, capture_end_ms=net.clock.now_ms - 1_000)
@@ -449,3 +456,89 @@ def test_a_revoked_camera_certificate_is_refused_by_endorsers_orderer_and_valida
     new_cam = world.camera_identity("cam-R-1-v2")
     invoke(net, world.crm_n, "RotateCameraKey", "R-1", new_cam.name)
     assert anchor(world, chain, new_cam, seg1)["sequence"] == 1
+
+
+# What the contract makes of one anchor transaction: its response payload (read-write
+# set, event, answer; issue #7 allows 1 MB of ledger per camera-hour, 360 anchors).
+# Measured: ~1,350 bytes for a 4-character camera id: the reads of the camera, of its
+# chain head and of the channel configuration (ACL), ~240 bytes with their framing; the
+# anchor (the ~260-byte segment, time received, lateness) ~390 with its key; the chain
+# head ~170; the tx-id index key ~80; the event ~110; the answer ~75; the proposal hash
+# and message framing the rest. 1,400 bytes is 0.5 MB an hour: half the budget, the
+# other half for the proposal (the segment again, base64), signatures and the block.
+ANCHOR_RESPONSE_PAYLOAD_BYTES = 1_400
+
+
+def test_an_anchor_transaction_is_small_and_its_anchor_is_its_history_entry(
+    world: World,
+) -> None:
+    net = world.net
+    chain, cam = open_camera(world, "A-12")
+    segment = chain.next()
+    tx_id = anchor(world, chain, cam, segment)["_tx"]
+    stored = net.peers[0].ledger.get_tx(tx_id)
+    assert stored is not None and stored.validation_code == TxValidationCode.VALID
+    envelope = Envelope.decode(stored.data)
+    raw = envelope.transaction.response_payload
+    payload = envelope.response_payload
+    [ns] = [n for n in payload.results.namespaces if n.namespace == "cctv"]
+    print(
+        f"anchor tx {len(stored.data)} bytes; response payload {len(raw)}: rwset "
+        f"{len(payload.results.encode())}, events {sum(len(e.encode()) for e in payload.events)}"
+        f", answer {len(payload.response.encode())}"
+    )
+    assert len(raw) <= ANCHOR_RESPONSE_PAYLOAD_BYTES
+    # Written: the anchor, the chain head and the tx-id index; no historian record.
+    written = {split_composite_key(w.key)[0]: w.value for w in ns.writes}
+    assert sorted(written) == ["anchor", "anchor~head", "anchor~tx"]
+    assert Anchor.decode(written["anchor"]) == Anchor(
+        segment, envelope.proposal.timestamp_ms, False
+    )
+    assert written["anchor~tx"] == b""
+    # Read (and checked at commit): the camera and its chain head.
+    assert sorted(split_composite_key(r.key)[0] for r in ns.reads) == ["anchor~head", "camera"]
+    [event] = payload.events
+    assert (event.name, AnchorEvent.decode(event.payload)) == (
+        "AnchorSegment",
+        AnchorEvent("A-12", 0, False),
+    )
+    assert json.loads(payload.response.payload) == {"sequence": 0, "late": False}
+    # The historian still lists it, with every field of an entry.
+    stamp = envelope.proposal.timestamp_ms
+    entry = {
+        "txId": tx_id,
+        "eventId": contract_event_id(tx_id, 0),
+        "timestamp": stamp,
+        "entryType": "AnchorSegment",
+        "participant": "camera A-12",
+        "org": CITY,
+        "camera": "A-12",
+        "details": {"sequence": "0", "late": "false"},
+    }
+    assert query(net, world.po, "GetHistoryRecord", tx_id) == entry
+    by_camera = {"camera": "A-12"}
+    assert query(net, world.po, "GetHistory", json.dumps(by_camera))[-1] == entry
+    for who, filters in (
+        (world.po, {**by_camera, "type": "AnchorSegment", "from": stamp, "to": stamp}),
+        (world.po, {**by_camera, "participant": "A-12"}),
+        (world.city_admin, {"participant": "A-12"}),
+        (world.city_admin, {"type": "AnchorSegment", "from": stamp}),
+        (world.city_admin, {}),
+    ):
+        listed = query(net, who, "GetHistory", json.dumps(filters))
+        assert [h for h in listed if h["txId"] == tx_id] == [entry], filters
+    for who, filters in (
+        (world.po, {**by_camera, "from": stamp + 1}),
+        (world.po, {**by_camera, "to": stamp - 1}),
+        (world.po, {**by_camera, "type": "GrantAccess"}),
+        (world.po, {**by_camera, "participant": "3881"}),
+        (world.city_admin, {"participant": "A-1"}),
+        (world.city_admin, {"type": "Approve"}),
+        (world.police_admin, {}),  # another organisation's camera
+        (world.police_admin, {"type": "AnchorSegment"}),
+    ):
+        listed = query(net, who, "GetHistory", json.dumps(filters))
+        assert tx_id not in [h["txId"] for h in listed], filters
+    # An unknown id whose prefix is an anchor's is no anchor's transaction.
+    impostor = tx_id[:16] + "0" * 48
+    refuse(net, world.po, "GetHistoryRecord", impostor, code="UNKNOWN_TRANSACTION", status=404)

@@ -34,7 +34,7 @@ from peer_cluster import (
     read_sse,
 )
 
-from cctvchain.chaincode.cctv.model import HistorianRecord
+from cctvchain.chaincode.cctv.model import AnchorEvent, HistorianRecord
 from cctvchain.crypto import Domain
 from cctvchain.ledger.block import Block
 from cctvchain.ledger.genesis import genesis_config
@@ -418,7 +418,10 @@ def test_event_stream_replays_from_the_ledger_then_follows_commits(world: World)
     assert len({c["event_id"] for c in contract}) == len(contract)
     # P-77 sees this camera's events and its own organisation's, nothing else.
     for event in contract:
-        if "payload_b64" in event:
+        if "payload_b64" in event and event["name"] == "AnchorSegment":
+            anchored = AnchorEvent.decode(base64.b64decode(event["payload_b64"]))
+            assert anchored.camera_id == CAMERA, anchored
+        elif "payload_b64" in event:
             record = HistorianRecord.decode(base64.b64decode(event["payload_b64"]))
             assert record.camera_id == CAMERA or record.org == "Police", record
         else:

@@ -151,8 +151,8 @@ def test_records_of_segments_become_anchored_frames_in_capture_order() -> None:
         FrameRecord(i, i * 40, 5000 + i * 40, bytes([i]) * 32, perceptual if i == 0 else None)
         for i in range(3)
     ]
-    seg = Segment("C", 4, 5000, 5080, 3, bytes(32), (), bytes(32), policy)
-    earlier = Segment("C", 3, 4000, 4000, 1, bytes(32), (), bytes(32), policy)
+    seg = Segment("C", 4, 5000, 5080, 3, bytes(32), bytes(32), policy)
+    earlier = Segment("C", 3, 4000, 4000, 1, bytes(32), bytes(32), policy)
     early_record = FrameRecord(0, 0, 4000, bytes(32), None)
     frames = anchored_frames([(seg, records), (earlier, [early_record])])
     assert [(f.segment, f.index) for f in frames] == [(3, 0), (4, 0), (4, 1), (4, 2)]

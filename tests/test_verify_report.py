@@ -51,7 +51,6 @@ def segments_of(cam: Camera) -> list[tuple[Segment, list[FrameRecord]]]:
             records[-1].capture_time_ms,
             len(records),
             bytes(32),
-            (),
             bytes(32),
             NORMAL,
         )

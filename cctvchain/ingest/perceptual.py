@@ -31,10 +31,9 @@ Tile signature (``tile_signature``, :data:`TILE_SIGNATURE_SIZE` = 256 bytes)
     gradients, stored halved, count at half weight: they move more easily than a mean).
 
 Compact tile signature (``compact_tiles``, :data:`COMPACT_SIGNATURE_SIZE` = 64 bytes)
-    what goes on-chain in a :class:`~cctvchain.chaincode.cctv.model.PerceptualFingerprint`
-    to keep the ledger small: the ``mean`` byte of each tile, row by row. It is a pure
-    function of the full signature, so an auditor holding the off-chain frame record can
-    check it against the anchor.
+    the ``mean`` byte of each tile, row by row: a pure function of the full signature,
+    for a quick comparison (:func:`compare_compact`). Nothing of it goes on-chain any more:
+    the full signature is in the frame record, bound by the segment's Merkle root.
 """
 
 from __future__ import annotations

@@ -12,13 +12,15 @@ windows).
 A sealed segment is
 
 * the frame records (:class:`~cctvchain.ingest.fingerprint.FrameRecord`), indexed from
-  0, kept off-chain by the peers — their canonical bytes are the Merkle leaves;
+  0, kept off-chain by the peers — their canonical bytes are the Merkle leaves; a sampled
+  frame's record carries its full perceptual fingerprint (DCT hash and tile signature);
 * the :class:`~cctvchain.chaincode.cctv.model.Segment` the camera signs and anchors:
   camera id, sequence (0, 1, 2, ... per camera), ``capture_start_ms`` / ``capture_end_ms``
   (capture times of its first and last frame), frame count, the RFC 6962 root over the
-  records, the on-chain perceptual fingerprints of its sampled frames (DCT hash and the
-  *compact* 64-byte tile signature; the full one stays in the record), the hash of the
-  camera's previous segment (32 zero bytes before the first), and the policy.
+  records, the hash of the camera's previous segment (32 zero bytes before the first),
+  and the policy. Nothing per frame: the root binds every record, perceptual fingerprints
+  included, so a copy of them on-chain would add ledger bytes (~150 per sampled frame)
+  and no assurance.
 
 Any record can then be shown to belong to an anchored segment by an inclusion proof
 (:meth:`SealedSegment.inclusion_proof`, :func:`verify_frame_record`).
@@ -29,10 +31,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cctvchain.chaincode.cctv.model import PerceptualFingerprint, SamplingPolicy, Segment
+from cctvchain.chaincode.cctv.model import SamplingPolicy, Segment
 from cctvchain.crypto import HASH_SIZE, MerkleTree, leaf_hash, verify_inclusion
 from cctvchain.ingest.fingerprint import FramePerceptual, FrameRecord
-from cctvchain.ingest.perceptual import Perceptual, compact_tiles
+from cctvchain.ingest.perceptual import Perceptual
 from cctvchain.ingest.sampling import Sampler
 
 DEFAULT_SEGMENT_MS = 10_000
@@ -77,18 +79,6 @@ def verify_frame_record(record: FrameRecord, proof: list[bytes], segment: Segmen
     """Whether ``record`` is leaf ``record.index`` of the segment's Merkle tree."""
     return verify_inclusion(
         leaf_hash(record.encode()), record.index, segment.frame_count, proof, segment.merkle_root
-    )
-
-
-def onchain_perceptual(record: FrameRecord) -> PerceptualFingerprint | None:
-    """What the segment carries on-chain for a record (None for an unsampled frame)."""
-    if record.perceptual is None:
-        return None
-    return PerceptualFingerprint(
-        frame_index=record.index,
-        pts_ms=record.pts_ms,
-        dct_hash=record.perceptual.dct_hash,
-        tiles=compact_tiles(record.perceptual.tiles),
     )
 
 
@@ -186,7 +176,6 @@ class Segmenter:
             return None
         records = tuple(self._records)
         tree = MerkleTree.from_leaves(r.encode() for r in records)
-        perceptual = tuple(p for p in (onchain_perceptual(r) for r in records) if p is not None)
         segment = Segment(
             camera_id=self.camera_id,
             sequence=self._sequence,
@@ -194,7 +183,6 @@ class Segmenter:
             capture_end_ms=records[-1].capture_time_ms,
             frame_count=len(records),
             merkle_root=tree.root,
-            perceptual=perceptual,
             previous_hash=self._previous_hash,
             policy=self.policy,
         )

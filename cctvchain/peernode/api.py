@@ -22,7 +22,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from cctvchain.chaincode.cctv.access import is_valid_camera_id
-from cctvchain.chaincode.cctv.model import HistorianRecord
+from cctvchain.chaincode.cctv.model import AnchorEvent, HistorianRecord
 from cctvchain.codec import CodecError, decode_message
 from cctvchain.ledger.block import Block
 from cctvchain.ledger.errors import BlockNotFoundError
@@ -482,12 +482,18 @@ class _EventSender:
         return data
 
     async def _visible(self, event: ContractEvent, access: dict[str, bool]) -> bool:
+        # The CCTV contract's payloads: a historian record, or for an anchor (one per
+        # camera every 10 s) the small AnchorEvent, which always names its camera.
         try:
-            record = HistorianRecord.decode(event.payload)
+            record: HistorianRecord | AnchorEvent = (
+                AnchorEvent.decode(event.payload)
+                if event.name == "AnchorSegment"
+                else HistorianRecord.decode(event.payload)
+            )
         except (CodecError, ValueError, TypeError):
             return False
         if not record.camera_id:
-            return record.org == self.identity.msp_id
+            return isinstance(record, HistorianRecord) and record.org == self.identity.msp_id
         if record.camera_id not in access:
             response = await asyncio.to_thread(
                 self.api.core.query, self.identity, "CheckAccess", (record.camera_id,)

@@ -4,6 +4,15 @@ Only the camera's own approved identity may anchor; the sequence must continue t
 camera's chain exactly (no gap, no repeat) and link to the previous segment's hash.
 Each refusal carries its own code so that the extractor and an auditor can tell a
 replay from a gap from a forgery.
+
+What one anchor writes (a camera writes one every 10 s, so every byte counts 360 times
+an hour): the :class:`Anchor` (the segment, time received, late flag), the
+camera's :class:`AnchorHead`, and one empty-valued key ``anchor~tx`` that finds the
+anchor by (a prefix of) its transaction id. The anchor is its own historian entry
+(:func:`anchor_history`) and its event payload is a small :class:`AnchorEvent`.
+Time-range queries need no index: sequences and capture times grow together (a segment
+never starts before the previous one ended), so anchors in sequence order are in
+capture order and a binary search over sequences finds a time.
 """
 
 from __future__ import annotations
@@ -12,15 +21,17 @@ import base64
 import binascii
 from typing import Any
 
+from cctvchain.chaincode.cctv import acl
 from cctvchain.chaincode.cctv.common import (
     STATUS_CONFLICT,
     STATUS_FORBIDDEN,
     STATUS_NOT_FOUND,
     camera_target,
+    decode_stored,
+    label,
     load,
     load_camera,
     parse_int,
-    record_history,
     require_access,
     require_transaction,
     save,
@@ -31,30 +42,38 @@ from cctvchain.chaincode.cctv.model import (
     CAMERA_ROLE,
     DECOMMISSIONED,
     K_ANCHOR,
-    K_ANCHOR_BY_TIME,
+    K_ANCHOR_BY_TX,
     K_ANCHOR_HEAD,
     K_CAMERA,
     PENDING,
     REJECTED,
     Anchor,
+    AnchorEvent,
     AnchorHead,
     Camera,
+    HistorianRecord,
     Segment,
     padded,
 )
 from cctvchain.chaincode.contract import ContractError, contract_function
-from cctvchain.chaincode.stub import ChaincodeStub
+from cctvchain.chaincode.stub import ChaincodeStub, KeyModification
 from cctvchain.codec import CodecError
 from cctvchain.crypto import HASH_SIZE
+from cctvchain.tx.messages import contract_event_id
 
 MAX_SEGMENT_BYTES = 64 * 1024
 MAX_SEGMENT_SPAN_MS = 5 * 60 * 1000
 MAX_FUTURE_SKEW_MS = 2 * 60 * 1000  # capture clock ahead of the transaction's time
 LATE_AFTER_MS = 60 * 1000  # anchored this long after capture ended: marked late
 GENESIS_SEGMENT_HASH = bytes(HASH_SIZE)
+# Hex digits of the tx id in an ``anchor~tx`` key: 64 bits make a collision between two
+# anchors practically impossible, and a collision would still be harmless (the lookup
+# compares the full tx id stored in each candidate anchor).
+TX_PREFIX_HEX = 16
 
 
-def anchor_json(anchor: Anchor, block: int | None = None, tx: int | None = None) -> dict[str, Any]:
+def anchor_json(anchor: Anchor, written: KeyModification) -> dict[str, Any]:
+    """The full anchor as GetAnchor(s) give it; ``written`` is the anchoring write."""
     segment = anchor.segment
     return {
         "camera": segment.camera_id,
@@ -64,14 +83,13 @@ def anchor_json(anchor: Anchor, block: int | None = None, tx: int | None = None)
         "frameCount": segment.frame_count,
         "merkleRoot": segment.merkle_root.hex(),
         "previousHash": segment.previous_hash.hex(),
-        "segmentHash": anchor.segment_hash.hex(),
+        "segmentHash": segment.hash().hex(),
         "policy": {"mode": segment.policy.mode, "rate": segment.policy.rate},
-        "sampled": len(segment.perceptual),
-        "txId": anchor.tx_id,
+        "txId": written.tx_id,
         "received": anchor.received_ms,
         "late": anchor.late,
-        "block": block,
-        "tx": tx,
+        "block": written.block,
+        "tx": written.tx,
         "segment": base64.b64encode(segment.encode()).decode("ascii"),
     }
 
@@ -100,9 +118,55 @@ def decode_segment(segment_b64: str) -> Segment:
     span = segment.capture_end_ms - segment.capture_start_ms
     if not 0 <= span <= MAX_SEGMENT_SPAN_MS:
         raise _refuse("MALFORMED_SEGMENT", f"capture span of {span} ms is not plausible")
-    if any(not 0 <= p.frame_index < segment.frame_count for p in segment.perceptual):
-        raise _refuse("MALFORMED_SEGMENT", "a perceptual fingerprint points outside the segment")
     return segment
+
+
+def anchor_tx_key(stub: ChaincodeStub, tx_id: str, camera_id: str, sequence: int) -> str:
+    # The sequence is not zero-padded: this index is only ever looked up, never ordered.
+    return stub.create_composite_key(
+        K_ANCHOR_BY_TX, [tx_id[:TX_PREFIX_HEX], camera_id, str(sequence)]
+    )
+
+
+def anchoring_write(stub: ChaincodeStub, key: str) -> KeyModification:
+    """The write that stored the anchor at ``key``: its transaction and ledger position.
+    An anchor is written once (AnchorSegment refuses a replay), so it is the key's first
+    history entry."""
+    history = stub.get_history_for_key(key)
+    if not history:
+        raise ContractError(
+            f"the anchor at {key!r} has no history on this peer", 500, code="CORRUPT_STATE"
+        )
+    return history[0]
+
+
+def anchor_by_tx(stub: ChaincodeStub, tx_id: str) -> Anchor | None:
+    """The anchor committed by transaction ``tx_id``, if it is one."""
+    for key, _ in stub.get_state_by_partial_composite_key(K_ANCHOR_BY_TX, [tx_id[:TX_PREFIX_HEX]]):
+        _, (_, camera_id, sequence) = stub.split_composite_key(key)
+        anchor_key = stub.create_composite_key(K_ANCHOR, [camera_id, padded(int(sequence))])
+        raw = stub.get_state(anchor_key)
+        if raw is not None and anchoring_write(stub, anchor_key).tx_id == tx_id:
+            return decode_stored(Anchor, raw)
+    return None
+
+
+def anchor_history(anchor: Anchor, camera: Camera, tx_id: str) -> HistorianRecord:
+    """The historian entry of the ``AnchorSegment`` transaction ``tx_id`` that stored
+    ``anchor``: exactly the entry that transaction would have recorded (the camera's
+    label and owner organisation, the transaction's time, its event id, sequence and
+    lateness)."""
+    subject = acl.Subject(camera.id, CAMERA_ROLE, camera.owner_org, camera.control_room)
+    return HistorianRecord(
+        tx_id=tx_id,
+        event_id=contract_event_id(tx_id, 0),
+        timestamp_ms=anchor.received_ms,
+        entry_type="AnchorSegment",
+        participant=label(subject),
+        org=camera.owner_org,
+        camera_id=camera.id,
+        details={"sequence": str(anchor.segment.sequence), "late": str(anchor.late).lower()},
+    )
 
 
 def _explain_unbound_camera(stub: ChaincodeStub, segment_b64: str) -> None:
@@ -137,37 +201,72 @@ def _is_the_camera(stub: ChaincodeStub, camera_id: str) -> bool:
     return subject.role == CAMERA_ROLE and subject.id == camera_id
 
 
+def _bound_camera(stub: ChaincodeStub, segment_b64: str) -> tuple[Segment, Camera] | None:
+    """The segment and its camera when the creator is that camera's bound identity.
+
+    The same answer as looking the creator up in ``camera~identity`` (Approve and
+    RotateCameraKey bind exactly an approved camera's ``identity`` in its owner
+    organisation, Decommission and RotateCameraKey unbind it), without reading that key:
+    every anchor's read set is on the ledger, and the camera's record, read anyway,
+    already changes whenever its binding does. None sends the caller the long way
+    round, which says precisely why the anchor is refused."""
+    creator = stub.get_creator()
+    if creator.id_type != "camera":
+        return None
+    try:
+        segment = decode_segment(segment_b64)
+    except ContractError:
+        return None
+    camera = load(stub, Camera, K_CAMERA, segment.camera_id)
+    if (
+        camera is None
+        or camera.status != APPROVED
+        or (camera.owner_org, camera.identity) != (creator.msp_id, creator.name)
+    ):
+        return None
+    return segment, camera
+
+
+def _identify(stub: ChaincodeStub, segment_b64: str) -> tuple[Segment, Camera]:
+    """The segment and its camera, or the refusal that says why this creator may not
+    anchor it."""
+    bound = _bound_camera(stub, segment_b64)
+    if bound is not None:
+        return bound
+    try:
+        subject = subject_of(stub)
+    except ContractError as exc:
+        if exc.code == "WRONG_IDENTITY":
+            _explain_unbound_camera(stub, segment_b64)
+        raise
+    if subject.role != CAMERA_ROLE:
+        raise _refuse(
+            "WRONG_IDENTITY",
+            f"{subject.id} ({subject.role}) is not a camera; only a camera's own "
+            "identity anchors its segments",
+            STATUS_FORBIDDEN,
+        )
+    segment = decode_segment(segment_b64)
+    if segment.camera_id != subject.id:
+        raise _refuse(
+            "WRONG_IDENTITY",
+            f"camera {subject.id} cannot anchor segments of camera {segment.camera_id}",
+            STATUS_FORBIDDEN,
+        )
+    camera = load_camera(stub, segment.camera_id)
+    if camera.status != APPROVED:
+        code = (
+            "CAMERA_DECOMMISSIONED" if camera.status == "DECOMMISSIONED" else "CAMERA_NOT_APPROVED"
+        )
+        raise _refuse(code, f"camera {camera.id} is {camera.status}", STATUS_CONFLICT)
+    return segment, camera
+
+
 class AnchorFunctions:
     @contract_function
     def AnchorSegment(self, stub: ChaincodeStub, segment_b64: str) -> dict[str, Any]:
-        try:
-            subject = subject_of(stub)
-        except ContractError as exc:
-            if exc.code == "WRONG_IDENTITY":
-                _explain_unbound_camera(stub, segment_b64)
-            raise
-        if subject.role != CAMERA_ROLE:
-            raise _refuse(
-                "WRONG_IDENTITY",
-                f"{subject.id} ({subject.role}) is not a camera; only a camera's own "
-                "identity anchors its segments",
-                STATUS_FORBIDDEN,
-            )
-        segment = decode_segment(segment_b64)
-        if segment.camera_id != subject.id:
-            raise _refuse(
-                "WRONG_IDENTITY",
-                f"camera {subject.id} cannot anchor segments of camera {segment.camera_id}",
-                STATUS_FORBIDDEN,
-            )
-        camera = load_camera(stub, segment.camera_id)
-        if camera.status != APPROVED:
-            code = (
-                "CAMERA_DECOMMISSIONED"
-                if camera.status == "DECOMMISSIONED"
-                else "CAMERA_NOT_APPROVED"
-            )
-            raise _refuse(code, f"camera {camera.id} is {camera.status}", STATUS_CONFLICT)
+        segment, camera = _identify(stub, segment_b64)
+        subject = acl.Subject(camera.id, CAMERA_ROLE, camera.owner_org, camera.control_room)
         require_transaction(
             stub, subject, "AnchorSegment", "CREATE", "Anchor", camera_target(camera)
         )
@@ -217,35 +316,25 @@ class AnchorFunctions:
         segment_hash = segment.hash()
         anchor = Anchor(
             segment=segment,
-            segment_hash=segment_hash,
-            tx_id=stub.get_tx_id(),
             received_ms=now,
             late=now - segment.capture_end_ms > LATE_AFTER_MS,
         )
-        seq = padded(segment.sequence)
-        save(stub, anchor, K_ANCHOR, camera.id, seq)
+        save(stub, anchor, K_ANCHOR, camera.id, padded(segment.sequence))
         save(
             stub,
             AnchorHead(segment.sequence, segment_hash, segment.capture_end_ms),
             K_ANCHOR_HEAD,
             camera.id,
         )
-        stub.put_state(
-            stub.create_composite_key(
-                K_ANCHOR_BY_TIME, [camera.id, padded(segment.capture_start_ms), seq]
-            ),
-            seq.encode(),
+        # The tx id is the key; the value would only repeat it.
+        stub.put_state(anchor_tx_key(stub, stub.get_tx_id(), camera.id, segment.sequence), b"")
+        stub.set_event(
+            "AnchorSegment", AnchorEvent(camera.id, segment.sequence, anchor.late).encode()
         )
-        record_history(
-            stub,
-            "AnchorSegment",
-            subject,
-            camera.id,
-            {"sequence": str(segment.sequence), "late": str(anchor.late).lower()},
-        )
-        result = anchor_json(anchor)
-        del result["segment"]
-        return result
+        # The answer is in every anchor transaction: no more than the submitter needs
+        # (its camera, segment and hash are its own, the tx id is in its proposal, and
+        # the extractor reads only the commit status). GetAnchor has the full record.
+        return {"sequence": segment.sequence, "late": anchor.late}
 
     @contract_function(read_only=True)
     def GetAnchors(
@@ -256,12 +345,24 @@ class AnchorFunctions:
         start, end = parse_int(from_ms, "from"), parse_int(to_ms, "to")
         if end < start:
             raise ContractError("the time range ends before it starts", code="BAD_ARGUMENT")
+        head = load(stub, AnchorHead, K_ANCHOR_HEAD, camera_id)
+        if head is None:
+            return []
+        # Capture start and end never decrease along the sequence (CAPTURE_OVERLAP), so
+        # the overlapping anchors are consecutive: find the first one whose capture ends
+        # at or after ``start`` by bisection, then walk on until one starts after ``end``.
+        low, high = 0, head.sequence + 1
+        while low < high:
+            middle = (low + high) // 2
+            if self._anchor(stub, camera_id, padded(middle)).segment.capture_end_ms < start:
+                low = middle + 1
+            else:
+                high = middle
         found = []
-        for _, raw_seq in stub.get_state_by_partial_composite_key(K_ANCHOR_BY_TIME, [camera_id]):
-            anchor = self._anchor(stub, camera_id, raw_seq.decode())
-            segment = anchor.segment
-            if segment.capture_start_ms > end or segment.capture_end_ms < start:
-                continue
+        for sequence in range(low, head.sequence + 1):
+            anchor = self._anchor(stub, camera_id, padded(sequence))
+            if anchor.segment.capture_start_ms > end:
+                break
             found.append(self._positioned(stub, camera_id, anchor))
         return found
 
@@ -301,6 +402,4 @@ class AnchorFunctions:
     @staticmethod
     def _positioned(stub: ChaincodeStub, camera_id: str, anchor: Anchor) -> dict[str, Any]:
         key = stub.create_composite_key(K_ANCHOR, [camera_id, padded(anchor.segment.sequence)])
-        history = stub.get_history_for_key(key)
-        first = history[0] if history else None
-        return anchor_json(anchor, first.block if first else None, first.tx if first else None)
+        return anchor_json(anchor, anchoring_write(stub, key))

@@ -41,16 +41,18 @@ STATUS_CONFLICT = 409
 # -- records ---------------------------------------------------------------------------------
 
 
-def load(stub: ChaincodeStub, cls: type[M], object_type: str, *attrs: str) -> M | None:
-    raw = stub.get_state(stub.create_composite_key(object_type, attrs))
-    if raw is None:
-        return None
+def decode_stored(cls: type[M], raw: bytes) -> M:
     try:
         return cls.decode(raw)
     except CodecError as exc:
         raise ContractError(
             f"stored {cls.TYPE} is damaged: {exc}", 500, code="CORRUPT_STATE"
         ) from exc
+
+
+def load(stub: ChaincodeStub, cls: type[M], object_type: str, *attrs: str) -> M | None:
+    raw = stub.get_state(stub.create_composite_key(object_type, attrs))
+    return None if raw is None else decode_stored(cls, raw)
 
 
 def save(stub: ChaincodeStub, record: Message, object_type: str, *attrs: str) -> None:
@@ -240,7 +242,10 @@ def record_history(
     camera_id: str = "",
     details: Mapping[str, str] | None = None,
 ) -> HistorianRecord:
-    """Leave the transaction's entry in the historian and emit its event (one per tx)."""
+    """Leave the transaction's entry in the historian and emit its event (one per tx).
+
+    ``AnchorSegment`` does not call this: its anchor is its entry (see
+    :func:`cctvchain.chaincode.cctv.anchors.anchor_history`)."""
     tx_id = stub.get_tx_id()
     record = HistorianRecord(
         tx_id=tx_id,
@@ -255,7 +260,7 @@ def record_history(
     encoded = record.encode()
     stamp = padded(record.timestamp_ms)
     stub.put_state(stub.create_composite_key(K_HISTORY, [tx_id]), encoded)
-    marker = tx_id.encode()
+    marker = b""  # the tx id is the index key's last attribute already
     if camera_id:
         stub.put_state(
             stub.create_composite_key(K_HISTORY_BY_CAMERA, [camera_id, stamp, tx_id]), marker

@@ -34,7 +34,7 @@ K_CAMERA_BY_IDENTITY = "camera~identity"
 K_GRANT = "grant"
 K_ANCHOR = "anchor"
 K_ANCHOR_HEAD = "anchor~head"
-K_ANCHOR_BY_TIME = "anchor~time"
+K_ANCHOR_BY_TX = "anchor~tx"
 K_HISTORY = "history"
 K_HISTORY_BY_CAMERA = "history~camera"
 K_HISTORY_BY_PARTICIPANT = "history~participant"
@@ -119,28 +119,22 @@ class AccessGrant(Message):
 
 
 @dataclass(frozen=True)
-class PerceptualFingerprint(Message):
-    """Fingerprint of one sampled frame: a 64-bit DCT hash and a per-tile signature."""
-
-    TYPE = "cctv.perceptual"
-    frame_index: int  # index within the segment
-    pts_ms: int
-    dct_hash: bytes  # 8 bytes
-    tiles: bytes  # per-tile signature
-
-
-@dataclass(frozen=True)
 class Segment(Message):
-    """What a camera anchors for S seconds of video; its hash chains the segments."""
+    """What a camera anchors for S seconds of video; its hash chains the segments.
+
+    Version 2 carries no perceptual fingerprints: the frame records (kept by the peers,
+    each bound by ``merkle_root`` and served with an inclusion proof) hold the full ones,
+    and a second, compact copy here cost ~150 bytes per sampled frame on the ledger.
+    """
 
     TYPE = "cctv.segment"
+    VERSION = 2
     camera_id: str
     sequence: int
     capture_start_ms: int
     capture_end_ms: int
     frame_count: int
     merkle_root: bytes  # RFC 6962 root over the segment's frame records
-    perceptual: tuple[PerceptualFingerprint, ...]
     previous_hash: bytes  # hash of the camera's previous segment; 32 zero bytes first
     policy: SamplingPolicy
 
@@ -150,12 +144,18 @@ class Segment(Message):
 
 @dataclass(frozen=True)
 class Anchor(Message):
-    """A committed segment, with how it was received."""
+    """A committed segment, with how it was received.
+
+    It is also the historian's entry of its ``AnchorSegment`` transaction (see
+    :mod:`cctvchain.chaincode.cctv.historian`): anchors leave no separate record. Version 2
+    stores nothing the ledger already has: not the segment hash (``segment.hash()``; the
+    chain head keeps the tip's), nor the transaction id (the id of the very transaction
+    that wrote this value: the key's first entry in the ledger's history index).
+    """
 
     TYPE = "cctv.anchor"
+    VERSION = 2
     segment: Segment
-    segment_hash: bytes
-    tx_id: str
     received_ms: int  # the transaction's timestamp
     late: bool  # committed well after its capture ended (e.g. drained from a spool)
 
@@ -168,6 +168,21 @@ class AnchorHead(Message):
     sequence: int
     segment_hash: bytes
     capture_end_ms: int
+
+
+@dataclass(frozen=True)
+class AnchorEvent(Message):
+    """The payload of an ``AnchorSegment`` contract event: which segment was anchored.
+
+    Deliberately small (one per camera every 10 s). The transaction id, event id and
+    time are the event's own (the committer's ``ContractEvent`` and the block carry
+    them); the historian entry, if needed, is ``GetHistoryRecord(tx_id)``.
+    """
+
+    TYPE = "cctv.anchor_event"
+    camera_id: str
+    sequence: int
+    late: bool
 
 
 @dataclass(frozen=True)
