@@ -28,6 +28,13 @@ a real network and the ledger's growth is measured.
   identities, signatures, the contract's answer and events, the rest) and the block
   overhead is what the block stores beyond its transactions.
 
+Then the same on the default cluster (``--cluster``, default on; ``configs/local.toml`` on
+free loopback ports, every node its own process with mutual TLS, the cameras and people
+enrolled at CityCCTV's CA, every transaction through a CityCCTV peer's gateway): the
+cluster is stopped before and after each policy's anchors so that the peer's LevelDB can
+be read (one process at a time), and started again. Its figures are the headline; if it
+fails, the in-process figures stand and the failure is reported.
+
 Per camera-hour = bytes per segment x segments per hour (3600 s / ``--segment-s``).
 A camera alone on the channel gets one block per segment (10 s apart, the batch timeout
 is 250 ms), as measured here; cameras sharing blocks share the block overhead, so the
@@ -39,6 +46,8 @@ figure without it is given too. Every peer (and every orderer) stores its own co
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
 import json
 import os
 import platform
@@ -46,25 +55,33 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from anchored_camera import (
-    POLICIES,
-    CameraNetwork,
-    Committed,
-    directory_bytes,
-    make_clip,
-    segment_clip,
-)
+from anchored_camera import POLICIES, CameraNetwork, directory_bytes, make_clip, segment_clip
+from bench_cluster import User, load_user, terminate_as_interrupt, write_config
 
 from cctvchain.ingest.segment import SealedSegment
 from cctvchain.ledger import keys
+from cctvchain.ledger.block import Block
 from cctvchain.ledger.blockfile import encode_frame
 from cctvchain.ledger.store import Ledger
+from cctvchain.network.config import load_network_config
+from cctvchain.network.material import enroll_identity
+from cctvchain.node import tls
+from cctvchain.peernode.gateway_client import Gateway
+from cctvchain.supervisor.network import NetworkSupervisor
 from cctvchain.tx.messages import Envelope
 
+NETWORKS = {
+    "in-process": "in-process network (3 organisations with a peer each, 1 orderer, one "
+    "process; 2 endorsements per transaction as the gateway gathers them)",
+    "cluster": "the default cluster, configs/local.toml (3 organisations, 3 Raft orderers, "
+    "4 peers, every node its own process; anchored through CityCCTV's first peer's gateway)",
+}
+CITY = "CityCCTV"
 GOAL_BYTES = 1_000_000  # 1 MB per camera-hour at the normal policy
 HOUR_MS = 3_600_000
 FAMILIES = {
@@ -141,36 +158,22 @@ def transaction_parts(raw: bytes) -> dict[str, int]:
 class Measured:
     policy: str
     segments: list[SealedSegment]
-    committed: list[Committed]
+    envelopes: list[bytes]  # the anchoring transactions as ordered
+    blocks: list[Block]  # the blocks holding them, as the peer stored them
     before: Snapshot
     after: Snapshot
-    blocks: list[int] = field(default_factory=list)
 
 
-def measure(
-    world: CameraNetwork, camera: str, policy: str, sealed: list[SealedSegment]
-) -> Measured:
-    ledger = world.net.peers[0].ledger
-    before = Snapshot.of(ledger)
-    committed = [world.anchor(camera, s)[1] for s in sealed]
-    after = Snapshot.of(ledger)
-    blocks = sorted({c.event.block for c in committed})
-    return Measured(policy, sealed, committed, before, after, blocks)
-
-
-def figures(m: Measured, world: CameraNetwork, segment_ms: int) -> dict[str, Any]:
-    ledger = world.net.peers[0].ledger
+def figures(m: Measured, segment_ms: int) -> dict[str, Any]:
     n = len(m.segments)
     per_hour = HOUR_MS / segment_ms
     block_growth = m.after.block_bytes - m.before.block_bytes
     index = index_growth(m.before.index, m.after.index)
     index_total = sum(index.values())
-    envelopes = [c.envelope for c in m.committed]
-    stored_blocks = [ledger.get_block(b) for b in m.blocks]
-    frames = sum(len(encode_frame(b.encode())) for b in stored_blocks)
-    tx_bytes = sum(len(e) for e in envelopes)
+    frames = sum(len(encode_frame(b.encode())) for b in m.blocks)
+    tx_bytes = sum(len(e) for e in m.envelopes)
     parts: dict[str, float] = {}
-    for raw in envelopes:
+    for raw in m.envelopes:
         for label, size in transaction_parts(raw).items():
             parts[label] = parts.get(label, 0) + size / n
     per_segment = (block_growth + index_total) / n
@@ -182,14 +185,18 @@ def figures(m: Measured, world: CameraNetwork, segment_ms: int) -> dict[str, Any
         "segments": n,
         "segment_s": segment_ms / 1000,
         "frames_per_segment": sum(s.segment.frame_count for s in m.segments) / n,
-        "perceptual_per_segment": sum(len(s.segment.perceptual) for s in m.segments) / n,
+        "perceptual_per_segment": sum(
+            r.perceptual is not None for s in m.segments for r in s.records
+        )
+        / n,
         "txs_per_block": n / len(m.blocks),
         "segment_bytes": segment_bytes,
         "transaction_bytes": tx_bytes / n,
         "transaction_parts": parts,
         "block_overhead_bytes": block_overhead,
         "block_file_bytes": block_growth / n,
-        "block_frames_checked": frames == block_growth,
+        # The block files grew by exactly the anchoring blocks' frames: nothing else written.
+        "only_anchor_blocks": frames == block_growth,
         "index_bytes": index_total / n,
         "index_parts": {k: v / n for k, v in sorted(index.items(), key=lambda kv: -kv[1])},
         "index_disk_bytes": (m.after.index_disk_bytes - m.before.index_disk_bytes) / n,
@@ -198,6 +205,166 @@ def figures(m: Measured, world: CameraNetwork, segment_ms: int) -> dict[str, Any
         "bytes_per_camera_hour_shared_blocks": (per_segment - block_overhead) * per_hour,
         "block_files_per_camera_hour": block_growth / n * per_hour,
         "offchain_record_bytes_per_segment": records,
+    }
+
+
+# -- the in-process network ------------------------------------------------------------------
+
+
+def run_inprocess(
+    directory: Path, clip: Path, cameras: dict[str, str], segments: int, segment_ms: int
+) -> dict[str, Any]:
+    world = CameraNetwork.create(directory / "net")
+    try:
+        for camera, policy in cameras.items():
+            world.add_camera(camera, policy)
+        # Capture starts on a segment boundary a little before the network's clock.
+        seconds_ms = (segments + 1) * segment_ms
+        origin = (world.net.clock.now_ms - seconds_ms - 60_000) // segment_ms * segment_ms
+        sealed = segment_clip(
+            clip,
+            {camera: POLICIES[policy] for camera, policy in cameras.items()},
+            origin,
+            segment_ms,
+        )
+        for camera in cameras:
+            world.anchor(camera, sealed[camera][0])  # the first anchor: not measured
+        ledger = world.net.peers[0].ledger
+        results: dict[str, Any] = {}
+        for camera, policy in cameras.items():
+            measured = sealed[camera][1 : segments + 1]
+            before = Snapshot.of(ledger)
+            committed = [world.anchor(camera, s)[1] for s in measured]
+            after = Snapshot.of(ledger)
+            blocks = [ledger.get_block(b) for b in sorted({c.event.block for c in committed})]
+            envelopes = [c.envelope for c in committed]
+            m = Measured(policy, measured, envelopes, blocks, before, after)
+            results[policy] = figures(m, segment_ms)
+        return results
+    finally:
+        world.close()
+
+
+# -- the default cluster ---------------------------------------------------------------------
+
+
+def snapshot_at(path: Path) -> Snapshot:
+    with Ledger.open(path) as ledger:
+        return Snapshot.of(ledger)
+
+
+def run_cluster(
+    directory: Path, clip: Path, cameras: dict[str, str], segments: int, segment_ms: int
+) -> dict[str, Any]:
+    """The same on ``configs/local.toml`` (every node its own process, real TLS, the
+    gateway gathering endorsements): the cluster is stopped to read a peer's ledger
+    before and after each policy's anchors (LevelDB is one process's at a time)."""
+    config_path = write_config(directory)
+    config = load_network_config(config_path)
+    supervisor = NetworkSupervisor(
+        config, config_path, err=lambda line: print(line, file=sys.stderr)
+    )
+    material = supervisor.ensure_material()
+    now = datetime.now(UTC)
+
+    def enrolled(name: str, id_type: str, attributes: dict[str, str]) -> User:
+        wallet = enroll_identity(config, CITY, name, id_type, attributes, now=now)
+        return load_user(config, wallet, CITY)
+
+    admin = load_user(config, material.admin_wallets[CITY], CITY)
+    operator = enrolled("bench-operator", "client", {"role": "Operator"})
+    manager = enrolled("bench-manager", "client", {"role": "CRM"})
+    identities = {camera: enrolled(f"cam-{camera.lower()}", "camera", {}) for camera in cameras}
+    peer = next(p for p in config.peers if p.org == CITY)
+    url = f"https://{peer.host}:{peer.port}"
+    ledger_path = material.node_dirs[peer.name] / "ledger"
+    channel = material.channel_config()
+    contexts: dict[str, Any] = {}
+
+    async def submit(user: User, function: str, *args: str) -> tuple[int, str]:
+        if user.name not in contexts:
+            contexts[user.name] = tls.node_client_context(user.wallet, channel)
+        async with Gateway(url, contexts[user.name], channel_id="cctv") as gateway:
+            result = await gateway.submit(user.identity, "cctv", function, list(args))
+        return result.block, result.tx_id
+
+    def anchor(camera: str, sealed: SealedSegment) -> tuple[int, str]:
+        segment_b64 = base64.b64encode(sealed.segment.encode()).decode("ascii")
+        return asyncio.run(submit(identities[camera], "AnchorSegment", segment_b64))
+
+    def setup() -> None:
+        for pid, role, user in (("OP-1", "Operator", operator), ("CRM-1", "CRM", manager)):
+            person = person_json(pid, role, user.name)
+            asyncio.run(submit(admin, "AddParticipant", json.dumps(person)))
+        for camera, policy in cameras.items():
+            asyncio.run(submit(operator, "RequestCamera", json.dumps(camera_json(camera, policy))))
+            asyncio.run(submit(manager, "Approve", camera, identities[camera].name))
+
+    def up() -> None:
+        started = time.monotonic()
+        supervisor.up()
+        print(f"  cluster up in {time.monotonic() - started:.1f} s", flush=True)
+
+    try:
+        up()
+        setup()
+        # Capture times near the network's clock (real time): the contract refuses a
+        # capture end more than 2 minutes ahead of the transaction's time.
+        seconds_ms = (segments + 1) * segment_ms
+        origin = (int(time.time() * 1000) - seconds_ms - 60_000) // segment_ms * segment_ms
+        sealed = segment_clip(
+            clip,
+            {camera: POLICIES[policy] for camera, policy in cameras.items()},
+            origin,
+            segment_ms,
+        )
+        for camera in cameras:
+            anchor(camera, sealed[camera][0])  # the first anchor: not measured
+        supervisor.down()
+        spans: dict[str, tuple[Snapshot, Snapshot, list[tuple[int, str]]]] = {}
+        for camera, policy in cameras.items():
+            before = snapshot_at(ledger_path)
+            up()
+            placed = [anchor(camera, s) for s in sealed[camera][1 : segments + 1]]
+            supervisor.down()
+            spans[policy] = (before, snapshot_at(ledger_path), placed)
+    finally:
+        supervisor.down()
+    results: dict[str, Any] = {}
+    with Ledger.open(ledger_path) as ledger:
+        for (camera, policy), (before, after, placed) in zip(
+            cameras.items(), spans.values(), strict=True
+        ):
+            blocks = [ledger.get_block(b) for b in sorted({b for b, _ in placed})]
+            by_id = {Envelope.decode(raw).tx_id: raw for b in blocks for raw in b.data.transactions}
+            envelopes = [by_id[tx_id] for _, tx_id in placed]
+            measured = sealed[camera][1 : segments + 1]
+            m = Measured(policy, measured, envelopes, blocks, before, after)
+            results[policy] = figures(m, segment_ms)
+    return results
+
+
+def person_json(pid: str, role: str, identity: str) -> dict[str, Any]:
+    return {
+        "id": pid,
+        "personId": f"person-{pid}",
+        "name": f"bench {pid}",
+        "department": "Bench",
+        "age": 40,
+        "gender": "female",
+        "role": role,
+        "identity": identity,
+        "controlRoom": "CR-B",
+    }
+
+
+def camera_json(camera: str, policy: str) -> dict[str, Any]:
+    return {
+        "id": camera,
+        "ipAddress": "10.0.0.7",
+        "location": "Bench street",
+        "model": "Axis P1448-LE",
+        "policy": policy,
     }
 
 
@@ -248,6 +415,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--segments", type=int, default=6, help="measured segments (6)")
     parser.add_argument("--segment-s", type=float, default=10.0, help="segment length (10 s)")
+    parser.add_argument(
+        "--cluster",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure on the default cluster (default: yes)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     if args.segments < 1 or args.segment_s <= 0:
@@ -255,46 +428,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = machine()
     segment_ms = int(args.segment_s * 1000)
     started = time.monotonic()
+    cameras = {f"BENCH-{policy.upper()}": policy for policy in ("normal", "all")}
+    networks: dict[str, Any] = {}
+    errors: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
+        directory = Path(tmp)
         seconds = (args.segments + 1) * args.segment_s
         print(f"generating a {seconds:g} s 640x360 H.264 clip ...", flush=True)
-        clip = make_clip(Path(tmp) / "clip.mp4", seconds, size="640x360")
-        world = CameraNetwork.create(Path(tmp) / "net")
-        try:
-            cameras = {f"BENCH-{policy.upper()}": policy for policy in ("normal", "all")}
-            for camera, policy in cameras.items():
-                world.add_camera(camera, policy)
-            # Capture starts on a segment boundary a little before the network's clock.
-            origin = (world.net.clock.now_ms - int(seconds * 1000) - 60_000) // segment_ms
-            sealed = segment_clip(
-                clip,
-                {camera: POLICIES[policy] for camera, policy in cameras.items()},
-                origin * segment_ms,
-                segment_ms,
-            )
-            print(
-                "segments: "
-                + ", ".join(f"{camera} {len(found)}" for camera, found in sealed.items()),
-                flush=True,
-            )
-            results: dict[str, Any] = {}
-            for camera in cameras:
-                world.anchor(camera, sealed[camera][0])  # the first anchor: not measured
-            for camera, policy in cameras.items():
-                measured = measure(world, camera, policy, sealed[camera][1 : args.segments + 1])
-                results[policy] = figures(measured, world, segment_ms)
-                show(results[policy])
-        finally:
-            world.close()
+        clip = make_clip(directory / "clip.mp4", seconds, size="640x360")
+        print(f"\n== {NETWORKS['in-process']}", flush=True)
+        networks["in-process"] = run_inprocess(
+            directory / "in-process", clip, cameras, args.segments, segment_ms
+        )
+        for figures_ in networks["in-process"].values():
+            show(figures_)
+        if args.cluster:
+            print(f"\n== {NETWORKS['cluster']}", flush=True)
+            (directory / "cluster").mkdir()
+            try:
+                with terminate_as_interrupt():
+                    networks["cluster"] = run_cluster(
+                        directory / "cluster", clip, cameras, args.segments, segment_ms
+                    )
+            except KeyboardInterrupt:
+                print("\ninterrupted; the cluster was stopped", file=sys.stderr)
+                return 130
+            except Exception as exc:  # the in-process figures stand on their own
+                errors["cluster"] = f"{type(exc).__name__}: {exc}"
+                print(f"the cluster run failed: {errors['cluster']}", file=sys.stderr)
+            for figures_ in networks.get("cluster", {}).values():
+                show(figures_)
+    # The headline: the default cluster's figures if it ran, else the in-process ones.
+    headline = "cluster" if "cluster" in networks else "in-process"
+    results = networks[headline]
     normal = results["normal"]["bytes_per_camera_hour"]
     output = {
         "machine": info,
+        "network": NETWORKS[headline],
         "policies": results,
+        "networks": {
+            name: {"network": NETWORKS[name], "policies": r} for name, r in networks.items()
+        },
+        "errors": errors,
         "bytes_per_camera_hour": {p: r["bytes_per_camera_hour"] for p, r in results.items()},
         "goal_bytes_per_camera_hour_normal": GOAL_BYTES,
         "ratio": normal / GOAL_BYTES,
-        "network": "in-process (3 organisations, 1 peer each with LevelDB, 1 orderer; "
-        "2 endorsements per transaction)",
         "seconds": time.monotonic() - started,
     }
     if args.json is not None:

@@ -356,13 +356,14 @@ def _kb(value: Any) -> str:
 def ledger_rows(data: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     policies: dict[str, dict[str, Any]] = data.get("policies", {})
+    where = "default cluster" if "cluster" in data.get("networks", {}) else "in-process network"
     for policy, figures in policies.items():
         per_hour = float(figures.get("bytes_per_camera_hour", math.nan))
         normal = policy == "normal"
         rows.append(
             (
-                f"Ledger bytes per camera-hour, policy {policy} (one peer's block files + "
-                f"LevelDB; {figures.get('segments')} segments of "
+                f"Ledger bytes per camera-hour, policy {policy} ({where}: one peer's block "
+                f"files + LevelDB; {figures.get('segments')} segments of "
                 f"{_f(figures.get('segment_s'), 0)} s anchored and measured, "
                 f"{_f(figures.get('perceptual_per_segment'), 0)} perceptual fingerprints each)",
                 f"{_kb(per_hour)} ({_f(figures.get('bytes_per_segment'), 0)} B per segment; "
@@ -581,67 +582,88 @@ def verify_details(data: dict[str, Any]) -> list[str]:
 
 
 def ledger_details(data: dict[str, Any]) -> list[str]:
-    policies: dict[str, dict[str, Any]] = data.get("policies", {})
-    if not policies:
+    # One column per (network, policy): the headline network's first.
+    networks: dict[str, dict[str, Any]] = data.get("networks") or {
+        "": {"network": data.get("network"), "policies": data.get("policies", {})}
+    }
+    order = sorted(networks, key=lambda name: networks[name].get("network") != data.get("network"))
+    columns: list[tuple[str, dict[str, Any]]] = [
+        (f"{policy} ({name})" if name else policy, figures)
+        for name in order
+        for policy, figures in networks[name].get("policies", {}).items()
+    ]
+    if not columns:
         return generic_details(data)
-    names = list(policies)
-    first = policies[names[0]]
+    first = columns[0][1]
     lines = [
-        f"Network: {data.get('network')}. A generated clip cut by the real segmenter (real "
-        "digests, perceptual fingerprints and Merkle roots), each camera's first segment "
+        "A generated clip cut by the real segmenter (real digests, perceptual fingerprints "
+        "and Merkle roots) for two cameras, one per policy; each camera's first segment "
         f"anchored before measuring, then {first.get('segments')} segments per policy anchored "
-        "by the camera's own identity and the ledger of one peer measured before and after "
+        "by the camera's own identity, and the ledger of one peer measured before and after "
         f"({_f(first.get('txs_per_block'), 0)} transaction per block: a camera alone on the "
-        "channel). Bytes per segment:",
+        "channel). Networks:",
         "",
-        "| part | " + " | ".join(names) + " |",
-        "|---|" + "---:|" * len(names),
+        *(f"- {name}: {networks[name].get('network')}" for name in order if name),
+        "",
+        "Bytes per segment:",
+        "",
+        "| part | " + " | ".join(label for label, _ in columns) + " |",
+        "|---|" + "---:|" * len(columns),
     ]
 
-    def row(label: str, values: list[Any], digits: int = 0) -> None:
-        lines.append(f"| {label} | " + " | ".join(_f(v, digits) for v in values) + " |")
+    def row(label: str, key: str, sub: str | None = None) -> None:
+        values = [
+            (figures.get(key, {}) or {}).get(sub) if sub is not None else figures.get(key)
+            for _, figures in columns
+        ]
+        lines.append(f"| {label} | " + " | ".join(_f(v, 0) for v in values) + " |")
 
-    row("segment (as the camera encodes it)", [p.get("segment_bytes") for p in policies.values()])
-    row("anchoring transaction", [p.get("transaction_bytes") for p in policies.values()])
-    parts: list[str] = []
-    for p in policies.values():
-        parts += [k for k in p.get("transaction_parts", {}) if k not in parts]
-    for part in parts:
-        row(f"· {part}", [p.get("transaction_parts", {}).get(part) for p in policies.values()])
-    row(
-        "block overhead (header, orderer signature, flags, framing)",
-        [p.get("block_overhead_bytes") for p in policies.values()],
-    )
-    row("**block files**", [p.get("block_file_bytes") for p in policies.values()])
-    families: list[str] = []
-    for p in policies.values():
-        families += [k for k in p.get("index_parts", {}) if k not in families]
-    for fam in families:
-        row(f"· LevelDB {fam}", [p.get("index_parts", {}).get(fam) for p in policies.values()])
-    row("**LevelDB index** (keys + values)", [p.get("index_bytes") for p in policies.values()])
-    row(
-        "(LevelDB directory growth on disk)", [p.get("index_disk_bytes") for p in policies.values()]
-    )
-    row("**per segment**", [p.get("bytes_per_segment") for p in policies.values()])
-    lines.append(
-        "| **per camera-hour** | "
-        + " | ".join(_kb(p.get("bytes_per_camera_hour")) for p in policies.values())
-        + " |"
-    )
-    lines.append(
-        "| per camera-hour with blocks shared by many cameras | "
-        + " | ".join(_kb(p.get("bytes_per_camera_hour_shared_blocks")) for p in policies.values())
-        + " |"
-    )
-    row(
-        "frame records kept by the peers off the ledger",
-        [p.get("offchain_record_bytes_per_segment") for p in policies.values()],
-    )
+    def keys_of(key: str) -> list[str]:
+        found: list[str] = []
+        for _, figures in columns:
+            found += [k for k in figures.get(key, {}) if k not in found]
+        return found
+
+    row("segment (as the camera encodes it)", "segment_bytes")
+    row("anchoring transaction", "transaction_bytes")
+    for part in keys_of("transaction_parts"):
+        row(f"· {part}", "transaction_parts", part)
+    row("block overhead (header, orderer signature, flags, framing)", "block_overhead_bytes")
+    row("**block files**", "block_file_bytes")
+    for fam in keys_of("index_parts"):
+        row(f"· LevelDB {fam}", "index_parts", fam)
+    row("**LevelDB index** (keys + values)", "index_bytes")
+    row("(LevelDB directory growth on disk)", "index_disk_bytes")
+    row("**per segment**", "bytes_per_segment")
+    for label, key in (
+        ("**per camera-hour**", "bytes_per_camera_hour"),
+        (
+            "per camera-hour with blocks shared by many cameras",
+            "bytes_per_camera_hour_shared_blocks",
+        ),
+    ):
+        lines.append(
+            f"| {label} | " + " | ".join(_kb(figures.get(key)) for _, figures in columns) + " |"
+        )
+    row("frame records kept by the peers off the ledger", "offchain_record_bytes_per_segment")
     lines += [
         "",
         "Every peer and every orderer stores its own copy of the blocks; every peer its own "
-        "index. Per camera-hour = per segment x 3600 s / the segment length.",
+        "index. Per camera-hour = per segment x 3600 s / the segment length. The LevelDB "
+        "directory's growth on disk depends on its compaction state (the cluster's peer was "
+        "restarted between the measurements and compacted its log into compressed tables; "
+        "in-process it is still the write-ahead log), so the logical bytes are the figure. "
+        "The block files "
+        "grew by exactly the anchoring blocks each time"
+        + (
+            ""
+            if all(figures.get("only_anchor_blocks") for _, figures in columns)
+            else " (NOT in every run: other blocks were written meanwhile)"
+        )
+        + ".",
     ]
+    for name, error in (data.get("errors") or {}).items():
+        lines.append(f"\nThe {name} run failed: {error}")
     return lines
 
 
