@@ -114,6 +114,22 @@ class Snapshot:
         )
 
 
+def key_type(key: str) -> str:
+    """A written key's kind: a composite key's object type (``anchor``, ``anchor~head``…)."""
+    if key.startswith("\x00"):
+        return key.split("\x00")[1]
+    return key
+
+
+def written_by_type(raw: bytes) -> dict[str, int]:
+    """Bytes of the values an anchoring transaction writes, by key type."""
+    out: dict[str, int] = {}
+    for ns in Envelope.decode(raw).response_payload.results.namespaces:
+        for w in ns.writes:
+            out[key_type(w.key)] = out.get(key_type(w.key), 0) + len(w.value)
+    return out
+
+
 def index_growth(before: dict[bytes, bytes], after: dict[bytes, bytes]) -> dict[str, int]:
     """Logical bytes (key + value) added to the index, by key family; a value that
     changed counts by how much it grew (the anchor head is rewritten, not added)."""
@@ -137,8 +153,8 @@ def transaction_parts(raw: bytes) -> dict[str, int]:
     response = envelope.response_payload
     endorsements = transaction.endorsements
     parts = {
-        "segment argument (base64, in the proposal)": sum(len(a.encode()) for a in proposal.args),
-        "written values (anchor with the segment, head, time index, historian)": sum(
+        "proposal arguments (the segment as sent)": sum(len(a.encode()) for a in proposal.args),
+        "written values (the contract's state writes)": sum(
             len(w.value) for ns in response.results.namespaces for w in ns.writes
         ),
         f"identities (creator + {len(endorsements)} endorsers)": len(proposal.creator.encode())
@@ -173,9 +189,12 @@ def figures(m: Measured, segment_ms: int) -> dict[str, Any]:
     frames = sum(len(encode_frame(b.encode())) for b in m.blocks)
     tx_bytes = sum(len(e) for e in m.envelopes)
     parts: dict[str, float] = {}
+    written: dict[str, float] = {}
     for raw in m.envelopes:
         for label, size in transaction_parts(raw).items():
             parts[label] = parts.get(label, 0) + size / n
+        for kind, size in written_by_type(raw).items():
+            written[kind] = written.get(kind, 0) + size / n
     per_segment = (block_growth + index_total) / n
     block_overhead = (block_growth - tx_bytes) / n
     records = sum(len(r.encode()) for s in m.segments for r in s.records) / n
@@ -193,6 +212,7 @@ def figures(m: Measured, segment_ms: int) -> dict[str, Any]:
         "segment_bytes": segment_bytes,
         "transaction_bytes": tx_bytes / n,
         "transaction_parts": parts,
+        "written_values_by_key_type": written,
         "block_overhead_bytes": block_overhead,
         "block_file_bytes": block_growth / n,
         # The block files grew by exactly the anchoring blocks' frames: nothing else written.
@@ -379,6 +399,8 @@ def show(f: dict[str, Any]) -> None:
     print(f"  {'anchoring transaction':<64}{f['transaction_bytes']:>9.0f} B")
     for label, size in f["transaction_parts"].items():
         print(f"    {label:<62}{size:>9.0f} B")
+    kinds = ", ".join(f"{k} {v:.0f} B" for k, v in f["written_values_by_key_type"].items())
+    print(f"      (written values by key type: {kinds})")
     print(
         f"  {'block overhead (header, orderer signature, flags, framing)':<64}"
         f"{f['block_overhead_bytes']:>9.0f} B"

@@ -661,7 +661,15 @@ def ledger_details(data: dict[str, Any]) -> list[str]:
             else " (NOT in every run: other blocks were written meanwhile)"
         )
         + ".",
+        "",
     ]
+    for label, figures in columns:
+        written: dict[str, float] = figures.get("written_values_by_key_type", {})
+        if written:
+            lines.append(
+                f"- written values by key type, {label}: "
+                + ", ".join(f"{kind} {size:,.0f} B" for kind, size in written.items())
+            )
     for name, error in (data.get("errors") or {}).items():
         lines.append(f"\nThe {name} run failed: {error}")
     return lines
