@@ -66,9 +66,10 @@ MAX_SEGMENT_SPAN_MS = 5 * 60 * 1000
 MAX_FUTURE_SKEW_MS = 2 * 60 * 1000  # capture clock ahead of the transaction's time
 LATE_AFTER_MS = 60 * 1000  # anchored this long after capture ended: marked late
 GENESIS_SEGMENT_HASH = bytes(HASH_SIZE)
-# Hex digits of the tx id in an ``anchor~tx`` key: 64 bits make a collision between two
-# anchors practically impossible, and a collision would still be harmless (the lookup
-# compares the full tx id stored in each candidate anchor).
+# Hex digits of the tx id in an ``anchor~tx`` key (the whole id would add 48 bytes to every
+# anchor): 64 bits make a collision between two anchors practically impossible, and one
+# would still be harmless (the key names the anchor, and the lookup compares the full tx
+# id of each candidate's anchoring write).
 TX_PREFIX_HEX = 16
 
 
