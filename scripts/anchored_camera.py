@@ -191,6 +191,8 @@ class CameraNetwork:
             created_ms=self.net.clock.now_ms,
             tool="cctvchain bench",
             source="in-process peer0.CityCCTV",
+            # Certificates the transactions carry as 32-byte references, bundled as PEMs.
+            resolve_certificate=ledger.certificate,
         )
 
     def close(self) -> None:
