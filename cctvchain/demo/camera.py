@@ -51,6 +51,8 @@ _GI_CHECK: Final = (
 
 FPS: Final = 25
 SIZE: Final = "640x360"
+# Fractions of the width and height scrolled per frame (periods of 32.5 s and 23.5 s).
+SCROLL: Final = "scroll=horizontal=0.00123:vertical=0.0017"
 # The tampering: a filled black box over part of one frame (about 1 % of the picture).
 BOX: Final = "x=100:y=50:w=55:h=30:color=black:t=fill"
 
@@ -111,10 +113,15 @@ def ffmpeg(*args: str, timeout: float = 300.0) -> None:
 def make_camera_clip(path: Path, seconds: float) -> Path:
     """An H.264 elementary stream with moving content, like an IP camera's: 640x360 at
     25 fps, one keyframe a second, no B-frames (the RTSP server needs the SPS timing
-    ``-f h264`` writes). Long enough that the camera never loops during the demo, so
-    no two moments of its stream are the same picture."""
+    ``-f h264`` writes). Long enough that the camera never loops during the demo.
+
+    The test pattern alone repeats its picture every 12 s (only its clock digits
+    differ), which a re-encoded copy cannot tell apart; scrolling it at rates that do
+    not divide 12 s makes every second of the clip look different from every other
+    (at least 18 of 64 DCT-hash bits over 76 s), as a real scene does."""
     ffmpeg(
-        *("-f", "lavfi", "-i", f"testsrc2=size={SIZE}:rate={FPS}", "-t", f"{seconds:g}"),
+        *("-f", "lavfi", "-i", f"testsrc2=size={SIZE}:rate={FPS},{SCROLL}"),
+        *("-t", f"{seconds:g}"),
         *("-c:v", "libx264", "-preset", "veryfast", "-g", str(FPS), "-crf", "20", "-bf", "0"),
         *("-pix_fmt", "yuv420p", "-threads", "2", "-f", "h264", str(path)),
     )

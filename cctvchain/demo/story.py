@@ -391,7 +391,7 @@ class Story:
         command = [
             *(sys.executable, "-m", "cctvchain", "ingest", "--camera", CAMERA.camera_id),
             *("--source", url, "--wallet", str(wallet), "--config", str(self.config_path)),
-            *("--spool", str(spool), "--duration", f"{seconds:g}", "--metrics-interval", "5"),
+            *("--spool", str(spool), "--duration", f"{seconds:g}", "--metrics-interval", "10"),
         ]
         say.say(
             "$ cctvchain ingest --camera "
