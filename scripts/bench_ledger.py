@@ -90,6 +90,7 @@ FAMILIES = {
     keys.TX_PREFIX: "tx-id index",
     keys.BLOCK_NUMBER_PREFIX: "block-number index",
     keys.BLOCK_HASH_PREFIX: "block-hash index",
+    keys.CERTIFICATE_PREFIX: "certificate registry",
 }
 
 
