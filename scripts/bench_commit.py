@@ -49,6 +49,7 @@ from cctvchain.ledger.block import Block
 from cctvchain.ledger.config import BatchConfig
 from cctvchain.ledger.validation import TxValidationCode
 from cctvchain.msp import certs
+from cctvchain.msp.certref import CertificateResolver, resolve_certificate
 from cctvchain.peer.committer import block_event
 from cctvchain.peer.validator import BlockValidator, TxVerdict
 from cctvchain.tx.messages import Envelope, endorsement_message
@@ -83,13 +84,15 @@ def _der(signature: bytes) -> bytes:
     )
 
 
-def raw_signatures(envelopes: Sequence[bytes]) -> list[RawSig]:
-    """The 3 signatures of every envelope, each with its signer's public key."""
+def raw_signatures(envelopes: Sequence[bytes], resolve: CertificateResolver) -> list[RawSig]:
+    """The 3 signatures of every envelope, each with its signer's public key
+    (certificate references resolved with ``resolve``, the ledger's registry)."""
     keys: dict[bytes, ec.EllipticCurvePublicKey] = {}
 
     def key_of(cert: bytes) -> ec.EllipticCurvePublicKey:
         if cert not in keys:
-            keys[cert] = certs.check_p256_sha256(certs.parse_certificate(cert))
+            pem = resolve_certificate(cert, resolve)
+            keys[cert] = certs.check_p256_sha256(certs.parse_certificate(pem))
         return keys[cert]
 
     out: list[RawSig] = []
@@ -218,7 +221,7 @@ def commit_by_phase(peer: InProcessPeer, blocks: Sequence[Block], now: datetime)
     ledger = peer.ledger
     phases = Phases()
     for block in blocks:
-        validator = BlockValidator(channel, map_fn)
+        validator = BlockValidator(channel, map_fn, ledger.certificate)
         t0 = time.perf_counter()
         validator.check_block(block, ledger.height, ledger.head_hash, now)
         t1 = time.perf_counter()
@@ -234,7 +237,9 @@ def commit_by_phase(peer: InProcessPeer, blocks: Sequence[Block], now: datetime)
         ) -> list[TxVerdict]:
             return done
 
-        verdict = BlockValidator(channel, precomputed).validate(block, ledger, now)
+        verdict = BlockValidator(channel, precomputed, ledger.certificate).validate(
+            block, ledger, now
+        )
         t3 = time.perf_counter()
         flagged = block.with_flags(verdict.codes)
         ledger.append_block(flagged, verdict.messages)
@@ -259,7 +264,8 @@ def commit_by_phase(peer: InProcessPeer, blocks: Sequence[Block], now: datetime)
 
 
 def stateless_single_thread(peer: InProcessPeer, blocks: Sequence[Block], now: datetime) -> float:
-    validator = BlockValidator(peer.committer.channel)
+    # Certificate references resolve against the peer's registry, as in a commit.
+    validator = BlockValidator(peer.committer.channel, certificates=peer.ledger.certificate)
     start = time.perf_counter()
     for block in blocks:
         for data in block.transactions:
@@ -287,13 +293,16 @@ def _decoded(envelopes: Sequence[bytes]) -> list[Envelope]:
 def msp_single_thread(peer: InProcessPeer, envelopes: Sequence[bytes]) -> float:
     """Validating the 3 signers' certificates of every envelope (cached chains)."""
     msps = peer.committer.channel.msps
+    resolve = peer.ledger.certificate
     signers: list[tuple[str, bytes, datetime]] = []
     for envelope in _decoded(envelopes):
         proposal = envelope.proposal
         when = datetime.fromtimestamp(proposal.timestamp_ms / 1000, tz=UTC)
-        signers.append((proposal.creator.msp_id, proposal.creator.cert, when))
+        creator = proposal.creator
+        signers.append((creator.msp_id, resolve_certificate(creator.cert, resolve), when))
         for endorsement in envelope.transaction.endorsements:
-            signers.append((endorsement.endorser.msp_id, endorsement.endorser.cert, when))
+            signer = endorsement.endorser
+            signers.append((signer.msp_id, resolve_certificate(signer.cert, resolve), when))
     start = time.perf_counter()
     for msp_id, cert, when in signers:
         msps.validate(msp_id, cert, when)
@@ -373,7 +382,7 @@ def report(
         f"{len(prep.blocks)} blocks {sizes}; mean envelope {mean_size:,.0f} bytes"
     )
 
-    signatures = raw_signatures(prep.envelopes)
+    signatures = raw_signatures(prep.envelopes, net.orderer_ledger.certificate)
     _verify_all(signatures[:200])  # warm up
     single = verify_rate(signatures, None, 1)
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
