@@ -187,7 +187,8 @@ class AnchorEvent(Message):
 
 @dataclass(frozen=True)
 class HistorianRecord(Message):
-    """One transaction of the contract as the historian lists it (Figures 12-13)."""
+    """One transaction of the contract as the historian lists it (Figures 12-13): stored
+    for every transaction but ``AnchorSegment``, whose entry is derived from its anchor."""
 
     TYPE = "cctv.history"
     tx_id: str
