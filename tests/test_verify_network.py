@@ -152,6 +152,20 @@ def test_two_peers_of_two_organisations_that_agree_give_the_verdict(
     assert main(["verify-bundle", str(bundle_path), "--quiet"]) == 0
 
 
+def test_the_summary_says_where_the_evidence_came_from(
+    setup: Setup, serve: Serve, capsys: pytest.CaptureFixture[str]
+) -> None:
+    serve("peer0.police", honest(setup))
+    serve("peer0.city", honest(setup))
+    argv = ["verify", str(setup.clip), "--camera", CAMERA, "--wallet", str(setup.po)]
+    assert main([*argv, "--config", str(setup.cluster.config_path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("AUTHENTIC — every verified frame is bit-exact")
+    police, city = setup.cluster.url("peer0.police"), setup.cluster.url("peer0.city")
+    assert f"evidence from peer0.police (Police) {police}, cross-checked with " in err
+    assert f"peer0.city (CityCCTV) {city}" in err
+
+
 def test_the_time_window_is_sent_to_locate(setup: Setup, serve: Serve) -> None:
     police = serve("peer0.police", honest(setup))
     serve("peer0.la", honest(setup))

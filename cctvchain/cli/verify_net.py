@@ -743,6 +743,8 @@ def run_verify(args: argparse.Namespace) -> int:
         f"cross-checked with {outcome.witness.label} {outcome.witness.url}"
     )
     bundle = replace(bundle, metadata=replace(bundle.metadata, command=command, source=source))
+    if not args.quiet:
+        print(f"cctvchain: evidence from {source}", file=sys.stderr)
     return verify_cmd.finish(
         bundle,
         clip_path=clip_path,
