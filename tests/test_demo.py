@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 from node_helpers import free_ports
-from peer_cluster import CA_NAMES, ORDERERS, PEERS, cluster_toml
+
+from cctvchain.demo.cluster import write_demo_config
+from cctvchain.demo.workspace import MARKER
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -47,11 +49,14 @@ def _cctvchain(*args: str | Path) -> list[str]:
 
 
 def _topology(root: Path) -> Path:
-    """The default topology (3 orgs, 3 orderers, 4 peers, 3 CAs) on free ports."""
-    names = [*ORDERERS, *PEERS, *CA_NAMES.values()]
-    ports = dict(zip(names, free_ports(len(names)), strict=True))
+    """configs/local.toml (3 organisations with a CA each, 3 orderers, 4 peers) with
+    every port replaced by a free one."""
+    text = (REPO / "configs" / "local.toml").read_text()
+    count = len(re.findall(r"\bport = \d+", text))
+    ports = iter(free_ports(count))
     config = root / "topology.toml"
-    config.write_text(cluster_toml(ports))
+    config.write_text(re.sub(r"\bport = \d+", lambda _: f"port = {next(ports)}", text))
+    (root / "acl.toml").write_text((REPO / "configs" / "acl.toml").read_text())
     return config
 
 
@@ -242,6 +247,38 @@ def test_a_network_without_the_demo_organisations_is_refused(tmp_path: Path) -> 
     assert len(lines) == 1 and lines[0].startswith("cctvchain: error: demo failed: ")
     assert "needs a network with the organisations" in lines[0]
     assert "[2/9]" not in result.stdout  # nothing started beyond the configuration
+
+
+def test_a_rerun_first_stops_what_a_killed_demo_left_running(tmp_path: Path) -> None:
+    # What a demo killed by SIGKILL leaves: its directory, with its cluster running.
+    directory = tmp_path / "run"
+    directory.mkdir()
+    (directory / MARKER).write_text("")
+    config = write_demo_config(_topology(tmp_path), directory, 0)
+    up = subprocess.run(
+        _cctvchain("network", "up", "--config", config, "--timeout", "120"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert len(_processes_mentioning(str(directory))) == 10  # 3 CAs, 3 orderers, 4 peers
+    # The next run stops them before it deletes their directory (then fails early here).
+    toml = (REPO / "configs" / "local.toml").read_text().replace('"Police"', '"Constabulary"')
+    other = tmp_path / "other.toml"
+    other.write_text(toml)
+    (tmp_path / "acl.toml").write_text((REPO / "configs" / "acl.toml").read_text())
+    again = subprocess.run(
+        _cctvchain("demo", "--config", other, "--dir", directory),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 1 and "needs a network with the organisations" in again.stderr
+    assert "stopped peer0.city" in again.stdout and "stopped ca.la" in again.stdout
+    _no_process_left(directory)
 
 
 def test_a_foreign_directory_is_kept(tmp_path: Path) -> None:
