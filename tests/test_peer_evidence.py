@@ -517,3 +517,55 @@ def test_cctvchain_verify_against_the_real_peers(setup: Setup) -> None:
     code, report, stderr = run("camera", wallet_dir(cluster.config, "Police", "po2"), "denied")
     assert (code, report.get("verdict")) == (4, "UNVERIFIABLE"), stderr[-2000:]
     assert "ACCESS_DENIED" in report["reason"] or "denied" in report["reason"], report["reason"]
+
+
+# -- the DCT search on its own -----------------------------------------------------------------
+
+
+def _walk(n: int, seed: int, bits: int = 20) -> Any:
+    """Sampled frames a second apart: each hash ~``bits`` flips from the one before."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = np.empty(n, dtype=np.uint64)
+    value = int(rng.integers(0, 2**63))
+    for i, flips in enumerate(rng.integers(0, 64, (n, bits))):
+        for bit in flips:
+            value ^= 1 << int(bit)
+        out[i] = value
+    return out
+
+
+def test_the_dct_search_grows_from_seeds_when_an_exhaustive_one_is_over_budget() -> None:
+    import numpy as np
+
+    from cctvchain.peernode.evidence import perceptual_hits
+    from cctvchain.peernode.records import PerceptualTable
+
+    n, per_segment = 20_000, 10
+    hashes = _walk(n, 7)
+    table = PerceptualTable(
+        np.arange(n, dtype=np.int64) * 1000,
+        np.arange(n, dtype=np.int64) // per_segment,
+        hashes,
+    )
+    rng = np.random.default_rng(8)
+    rows = np.arange(12_345, 12_345 + 600)  # ten minutes of a re-encoded copy
+    queries = hashes[rows].copy()
+    for i, flips in enumerate(rng.integers(0, 64, (len(rows), 3))):
+        for bit in flips:
+            queries[i] ^= np.uint64(1 << int(bit))
+    exhaustive = perceptual_hits(table, queries, budget=10**12)
+    staged = perceptual_hits(table, queries, budget=2_000_000)  # 100 queries' worth
+    expected = set(range(rows[0] // per_segment, rows[-1] // per_segment + 1))
+    # Every segment of the copy; at most a stray 10-bit coincidence besides, with one hit.
+    assert expected <= set(exhaustive)
+    assert all(exhaustive[s] == 1 for s in set(exhaustive) - expected)
+    assert len(set(exhaustive) - expected) <= 2
+    # Growing from the seeds finds every segment of the copy, with the same counts.
+    assert {s: staged[s] for s in expected if s in staged} == {s: exhaustive[s] for s in expected}
+    # A window of time limits the search to the frames captured in it.
+    windowed = perceptual_hits(table, queries, start_ms=12_500_000, end_ms=12_599_999)
+    assert set(windowed) == set(range(1250, 1260))
+    # Hashes of another scene: nothing within 10 bits.
+    assert perceptual_hits(table, _walk(600, 9), budget=2_000_000) == {}

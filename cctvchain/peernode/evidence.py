@@ -57,6 +57,11 @@ MAX_LOCATE_DIGESTS: Final = 200_000  # ~2 h of 25 fps video
 MAX_LOCATE_DCT: Final = 20_000
 MAX_EVIDENCE_SPAN_MS: Final = 2 * 3600 * 1000  # one bundle covers at most 2 h of capture
 _SCAN_CELLS: Final = 1 << 22  # query x table comparisons per numpy step (~32 MB)
+SCAN_BUDGET: Final = 100_000_000  # comparisons of one exhaustive DCT search (~1-2 s)
+SEED_WINDOW: Final = 32  # consecutive clip hashes per seed window
+SEED_MIN: Final = 64
+GROW_SEGMENTS: Final = 4  # segments scanned on each side of a matched one per round
+_ID_BITS: Final = 24  # query ids below 2**24 (MAX_LOCATE_DCT and MAX_VERIFY_DCT are)
 
 
 class EvidenceError(Exception):
@@ -194,6 +199,42 @@ class LocateResult:
         }
 
 
+def _scan(
+    hashes: npt.NDArray[np.uint64],
+    sequences: npt.NDArray[np.int64],
+    queries: npt.NDArray[np.uint64],
+    ids: npt.NDArray[np.int64],
+    max_distance: int,
+) -> npt.NDArray[np.int64]:
+    """The distinct (sequence, query id) pairs of queries within ``max_distance`` bits
+    of one of the sequence's rows, each as ``sequence << _ID_BITS | id`` (sorted)."""
+    found = [np.empty(0, dtype=np.int64)]
+    if len(hashes) and len(queries):
+        rows = max(1, _SCAN_CELLS // len(hashes))
+        for at in range(0, len(queries), rows):
+            block = queries[at : at + rows]
+            near = np.bitwise_count(block[:, None] ^ hashes[None, :]) <= max_distance
+            query_rows, columns = np.nonzero(near)
+            keys = (sequences[columns] << _ID_BITS) | ids[at + query_rows]
+            found.append(np.unique(keys))
+    return np.unique(np.concatenate(found))
+
+
+def _counts(keys: npt.NDArray[np.int64]) -> dict[int, int]:
+    sequences, counts = np.unique(keys >> _ID_BITS, return_counts=True)
+    return dict(zip(sequences.tolist(), counts.tolist(), strict=True))
+
+
+def _seeds(count: int, wanted: int) -> npt.NDArray[np.int64]:
+    """``wanted`` query positions in windows of :data:`SEED_WINDOW` consecutive ones,
+    spread over the clip: a window of consecutive frames holds one captured at (nearly)
+    the time of a sampled record, which a lone frame may not."""
+    windows = max(1, wanted // SEED_WINDOW)
+    starts = np.linspace(0, max(0, count - SEED_WINDOW), windows).astype(np.int64)
+    picked = (starts[:, None] + np.arange(SEED_WINDOW)[None, :]).ravel()
+    return np.unique(picked[picked < count])
+
+
 def perceptual_hits(
     table: PerceptualTable,
     queries: npt.NDArray[np.uint64],
@@ -201,30 +242,57 @@ def perceptual_hits(
     start_ms: int | None = None,
     end_ms: int | None = None,
     max_distance: int = MAX_HAMMING,
+    budget: int = SCAN_BUDGET,
 ) -> dict[int, int]:
-    """Sequence -> number of distinct query hashes within ``max_distance`` bits of one of
-    the segment's sampled frames (optionally only frames captured in [start, end])."""
+    """Sequence -> number of distinct query hashes (in clip order) within
+    ``max_distance`` bits of one of the segment's sampled frames (optionally only frames
+    captured in [start, end]).
+
+    Every query is compared with every sampled frame while that is at most ``budget``
+    comparisons (a window of time, or a young camera). Beyond, a camera's whole history
+    against a long clip would take minutes, so: windows of consecutive queries (seeds)
+    are compared with every frame, and then all the queries with the frames of the
+    segments around each seed hit, growing the window while its edge segments match —
+    the clip's frames lie in one contiguous run of segments — until the budget is spent.
+    """
     mask = np.ones(len(table), dtype=bool)
     if start_ms is not None:
         mask &= table.times >= start_ms
     if end_ms is not None:
         mask &= table.times <= end_ms
-    hashes = table.hashes[mask]
-    sequences = table.sequences[mask]
-    queries = np.unique(queries)
-    counts: dict[int, int] = defaultdict(int)
+    order = np.argsort(table.sequences[mask], kind="stable")
+    hashes = table.hashes[mask][order]
+    sequences = table.sequences[mask][order]
+    _, first = np.unique(queries, return_index=True)
+    queries = queries[np.sort(first)]  # distinct, in clip order
+    ids = np.arange(len(queries), dtype=np.int64)
     if not len(hashes) or not len(queries):
         return {}
-    rows = max(1, _SCAN_CELLS // len(hashes))
-    for at in range(0, len(queries), rows):
-        block = queries[at : at + rows]
-        near = np.bitwise_count(block[:, None] ^ hashes[None, :]) <= max_distance
-        query_rows, columns = np.nonzero(near)
-        # Each query counts once per segment, however many of its frames it is near.
-        pairs = np.unique(np.stack([query_rows, sequences[columns]], axis=1), axis=0)
-        for sequence, n in zip(*np.unique(pairs[:, 1], return_counts=True), strict=True):
-            counts[int(sequence)] += int(n)
-    return dict(counts)
+    if len(queries) * len(hashes) <= budget:
+        return _counts(_scan(hashes, sequences, queries, ids, max_distance))
+    seeds = _seeds(len(queries), max(SEED_MIN, budget // len(hashes)))
+    found = _scan(hashes, sequences, queries[seeds], seeds, max_distance)
+    spent = 0  # the growing has a budget of its own
+    scanned: set[int] = set()
+    frontier = set((found >> _ID_BITS).tolist())
+    while frontier and spent < budget:
+        todo = {s + d for s in frontier for d in range(-GROW_SEGMENTS, GROW_SEGMENTS + 1)}
+        todo -= scanned
+        scanned |= todo
+        wanted = np.fromiter(sorted(todo), dtype=np.int64)
+        lo = np.searchsorted(sequences, wanted, side="left")
+        hi = np.searchsorted(sequences, wanted, side="right")
+        rows = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])
+        hits = _scan(hashes[rows], sequences[rows], queries, ids, max_distance)
+        spent += len(rows) * len(queries)
+        found = np.union1d(found, hits)
+        # Grow only from segments that matched and whose neighbours are not scanned yet.
+        frontier = {
+            s
+            for s in set((hits >> _ID_BITS).tolist())
+            if any(s + d not in scanned for d in (-GROW_SEGMENTS, GROW_SEGMENTS))
+        }
+    return _counts(found)
 
 
 def best_run(matches: Sequence[SegmentMatch]) -> tuple[SegmentMatch, ...]:
