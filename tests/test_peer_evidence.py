@@ -15,6 +15,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -445,6 +446,16 @@ def test_oversized_empty_and_undecodable_uploads_are_refused_and_the_peer_keeps_
     again = verify(setup, setup.clips["camera"].read_bytes())
     assert again.status == 200 and again.json()["verdict"] == "AUTHENTIC"
 
+    # An upload left behind by a peer stopped mid-verification is removed at its next
+    # start; the record store and its indexes come back as they were.
+    (uploads / "clip-left-behind").write_bytes(b"partial")
+    cluster.kill("peer0.la", signal.SIGTERM)
+    cluster.start("peer0.la")
+    cluster.wait_ready("peer0.la")
+    assert list(uploads.iterdir()) == []
+    after = verify(setup, setup.clips["camera"].read_bytes())
+    assert after.status == 200 and after.json()["verdict"] == "AUTHENTIC"
+
 
 def test_the_record_store_indexes_records_stored_before_the_indexes_existed(
     tmp_path: Path, setup: Setup
@@ -461,7 +472,7 @@ def test_the_record_store_indexes_records_stored_before_the_indexes_existed(
     raw.put(f"{CAMERA}\x00{1:020d}".encode(), body)
     raw.close()
     store = RecordStore(tmp_path / "records")
-    store.open()
+    assert store.open() == 1  # the one stored segment indexed
     try:
         hits = store.find_digests(CAMERA, [f.digest for f in clip.frames])
         assert {h.sequence for h in hits} == {1}
@@ -475,6 +486,11 @@ def test_the_record_store_indexes_records_stored_before_the_indexes_existed(
         assert not store.put(CAMERA, 2, SegmentRecords(CAMERA, 2, tuple(later)).encode())
         assert set(store.perceptual_table(CAMERA).sequences.tolist()) == {1, 2}
         assert {h.sequence for h in store.find_digests(CAMERA, [later[0].digest])} == {2}
+    finally:
+        store.close()
+    assert store.open() is None  # indexed already: nothing to do
+    try:
+        assert set(store.perceptual_table(CAMERA).sequences.tolist()) == {1, 2}
     finally:
         store.close()
 

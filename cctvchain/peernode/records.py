@@ -165,11 +165,13 @@ class RecordStore:
         # first perceptual search of the camera, extended as records arrive.
         self._tables: dict[str, list[PerceptualTable]] = {}
 
-    def open(self) -> None:
+    def open(self) -> int | None:
+        """Open the store; the number of segments indexed if the indexes were missing."""
         self.path.mkdir(parents=True, exist_ok=True)
         self._db = plyvel.DB(str(self.path), create_if_missing=True)
         if self._db.get(_INDEX_VERSION_KEY) != _INDEX_VERSION:
-            self.build_indexes()
+            return self.build_indexes()
+        return None
 
     def close(self) -> None:
         if self._db is not None:
@@ -315,7 +317,9 @@ class RecordsApi:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self, _app: web.Application) -> None:
-        await asyncio.to_thread(self.store.open)
+        indexed = await asyncio.to_thread(self.store.open)
+        if indexed:
+            self.core.log.info("indexed the frame records of %d stored segment(s)", indexed)
 
     async def cleanup(self, _app: web.Application) -> None:
         self.store.close()

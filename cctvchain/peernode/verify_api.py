@@ -135,6 +135,16 @@ class VerifyApi:
         self.upload_dir = core.context.material.node_dirs[core.name] / VERIFY_DIR
         self._slots: asyncio.Semaphore | None = None
 
+    async def start(self, _app: web.Application) -> None:
+        await asyncio.to_thread(self._remove_stale_uploads)
+
+    def _remove_stale_uploads(self) -> None:
+        """Uploads left by a peer that stopped mid-verification (nothing else is there)."""
+        if self.upload_dir.is_dir():
+            for stale in self.upload_dir.glob("clip-*"):
+                with contextlib.suppress(FileNotFoundError):
+                    stale.unlink()
+
     # -- access ------------------------------------------------------------------------------
 
     def _reader(self, request: web.Request) -> Identity:
@@ -410,3 +420,4 @@ def mount_verify(app: web.Application, core: PeerCore, store: RecordStore, api: 
     router.add_get(f"{api}/cameras/{{camera_id}}/evidence", routes.handle_evidence)
     router.add_post(f"{api}/cameras/{{camera_id}}/verify", routes.handle_verify)
     router.add_get(f"{api}/blocks/{{number:\\d+}}/header", routes.handle_header)
+    app.on_startup.append(routes.start)
