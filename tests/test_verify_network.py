@@ -258,13 +258,33 @@ def test_no_access_is_unverifiable_with_the_contracts_code_and_message(
     assert [k for k, _, _ in police.requests] == ["locate"]  # asked nobody else
 
 
-def test_a_clip_no_anchor_matches_is_unverifiable(setup: Setup, serve: Serve) -> None:
+def test_a_clip_no_anchor_matches_at_two_organisations_is_unverifiable(
+    setup: Setup, serve: Serve
+) -> None:
     serve("peer0.police", Behaviour(setup.honest, None))
+    serve("peer0.city", Behaviour(setup.honest, None))
     code, report = verify(setup)
     assert report is not None and code == 4
     assert report["reason"] == (
-        f"no anchors of camera {CAMERA} match this clip (located at peer0.police (Police))"
+        f"no anchors of camera {CAMERA} match this clip (located at peer0.police (Police) "
+        "and peer0.city (CityCCTV))"
     )
+
+
+def test_a_first_peer_that_is_behind_gives_way_to_one_that_has_the_anchors(
+    setup: Setup, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(verify_net, "CATCH_UP_S", 1.0)
+    behind = serve("peer0.police", Behaviour(None, None))  # no anchors, no blocks yet
+    serve("peer0.city", honest(setup))
+    serve("peer0.la", honest(setup))
+    code, report = verify(setup, name="behind")
+    assert report is not None
+    assert code == 0, report["reason"]
+    # First asked (nothing located, no evidence), then a witness still without the
+    # anchoring block; peer0.la confirmed peer0.city's evidence.
+    kinds = [k for k, _, _ in behind.requests]
+    assert kinds[:3] == ["locate", "evidence", "locate"] and kinds[-1] == "header"
 
 
 def test_peers_that_are_down_or_failing_are_skipped(setup: Setup, serve: Serve) -> None:

@@ -6,18 +6,21 @@ is :func:`cctvchain.cli.verify_cmd.finish`, the very code ``verify-bundle`` runs
 1. Decode the clip once: the exact digest of every frame and the perceptual
    fingerprint of every frame (a re-encoded copy is located and aligned by the
    latter; the decode is reused for the verdict, nothing is decoded twice).
-2. *Locate* (``POST /api/v1/cameras/{id}/locate``) at one peer: which of the camera's
-   anchored segments the clip's frames match, and the capture-time span of the best
-   contiguous run. Nothing located: ``UNVERIFIABLE`` ("no anchors of camera X match
-   this clip").
+2. *Locate* (``POST /api/v1/cameras/{id}/locate``) at one peer and at a peer of
+   another organisation (the witness, as the network configuration says): which of
+   the camera's anchored segments the clip's frames match, and the capture-time span
+   of the best contiguous run. Two peers locate, so that neither can hide an anchor
+   by locating short of it nor wrongly claim that nothing matches. Nothing located at
+   either: ``UNVERIFIABLE`` ("no anchors of camera X match this clip").
 3. Fetch the *evidence bundle* (``GET /api/v1/cameras/{id}/evidence?from=&to=``,
-   CBOR) for that span from the same peer: anchor transactions with inclusion proofs,
-   the frame records with Merkle proofs, the block headers with orderer signatures,
-   the configuration chain from genesis with its CRLs.
-4. *Cross-check* with a peer of another organisation (as the network configuration
-   says): its bundle for the same span must hold the same genesis, the same headers
-   for every block both have, the same configuration blocks and the same anchors
-   (segment hash, block, position) up to the lower of the two ledger heights. Any
+   CBOR) for the union of both spans from both peers: anchor transactions with
+   inclusion proofs, the frame records with Merkle proofs, the block headers with
+   orderer signatures, the configuration chain from genesis with its CRLs.
+4. *Cross-check*: the two bundles must hold the same genesis, the same headers for
+   every block both have, the same configuration blocks and the same anchors (segment
+   hash, block, position) up to the lower of the two ledger heights (a witness that
+   is behind gets :data:`CATCH_UP_S` to catch up; one that holds the anchoring block
+   but serves no anchors is caught through ``GET /api/v1/blocks/{n}/header``). Any
    difference is ``UNVERIFIABLE`` naming both peers: a single peer can forge nothing
    (the bundle is checked against the orderers' and the camera's signatures), but it
    could hide anchors or serve a fork, and two organisations must agree on that.
@@ -26,8 +29,9 @@ is :func:`cctvchain.cli.verify_cmd.finish`, the very code ``verify-bundle`` runs
 
 Peers come from ``--peer`` (names of the network configuration, or URLs) in the order
 given, then the configuration's peers, those of the wallet's organisation first. A peer
-that does not answer (down, TLS failure, 5xx, no verify routes) is skipped for the next;
-when none answers the command fails with exit 1 listing each peer's failure. A refusal
+that does not answer (down, TLS failure, 5xx, no verify routes, or without the frame
+records: ``records_not_stored``) is skipped for the next; when none answers, or no
+witness can be asked, the command fails with exit 1 listing each peer's failure. A refusal
 for lack of access (HTTP 403, Algorithm 1) is ``UNVERIFIABLE`` with the peer's code and
 message.
 """
@@ -476,6 +480,25 @@ def _no_access(peer: PeerRef, camera: str, exc: NodeRefused) -> Verdictless:
     return Verdictless(f"no access to camera {camera}: {peer.label} refused: {_said(exc)}")
 
 
+def union(*spans: Located) -> tuple[int, int] | None:
+    """The capture span covering every located span (None: nothing located anywhere)."""
+    found = [
+        (x.capture_start, x.capture_end)
+        for x in spans
+        if x.capture_start is not None and x.capture_end is not None
+    ]
+    if not found:
+        return None
+    return min(a for a, _ in found), max(b for _, b in found)
+
+
+@dataclass(frozen=True)
+class _NextPrimary:
+    """The first peer cannot serve the evidence the clip needs: ask another first."""
+
+    reason: str
+
+
 async def fetch_evidence(
     plan: Sequence[PeerRef],
     context: ssl.SSLContext,
@@ -484,7 +507,13 @@ async def fetch_evidence(
     *,
     note: Any = None,
 ) -> Fetched | Verdictless:
-    """Locate, fetch and cross-check (module docstring, steps 2 to 4)."""
+    """Locate, fetch and cross-check (module docstring, steps 2 to 4).
+
+    The first peer that answers locates the clip; a peer of another organisation (the
+    witness) locates it too, so that neither can hide an anchor by locating short of
+    it, nor wrongly claim that nothing matches. Both then serve the evidence for the
+    union of the two spans, and every anchor overlapping it must be in both bundles.
+    """
     say = note if note is not None else (lambda text: None)
     failures: list[str] = []
     async with aiohttp.ClientSession(
@@ -496,107 +525,95 @@ async def fetch_evidence(
             try:
                 say(f"locating the clip among camera {camera}'s anchors at {primary.label}")
                 located = await net.locate(primary, body)
-                if located.capture_start is None or located.capture_end is None:
-                    return Verdictless(
-                        f"no anchors of camera {camera} match this clip "
-                        f"(located at {primary.label})"
-                    )
-                bundle = await net.evidence(primary, located.capture_start, located.capture_end)
-                if not bundle.anchors:
-                    return Verdictless(
-                        f"{primary.label} located the clip in camera {camera}'s anchors but "
-                        "served evidence without anchors"
-                    )
             except NodeRefused as exc:
                 if exc.status == 403:
                     return _no_access(primary, camera, exc)
-                if _skippable(exc):
-                    failures.append(str(exc))
-                    say(f"{primary.label} cannot serve ({_said(exc)}); trying the next peer")
-                    continue
-                if exc.status == 404:
-                    return Verdictless(
-                        f"{primary.label} serves no evidence of camera {camera}: {_said(exc)}"
-                    )
-                raise CliError(str(exc), EXIT_FAILURE) from None
+                if not _skippable(exc):
+                    raise CliError(str(exc), EXIT_FAILURE) from None
+                failures.append(str(exc))
+                say(f"{primary.label} cannot serve ({_said(exc)}); trying the next peer")
+                continue
             except NodeClientError as exc:
                 if not _skippable(exc):
                     raise CliError(str(exc), EXIT_FAILURE) from None
                 failures.append(str(exc))
                 say(f"{primary.label} cannot serve ({exc}); trying the next peer")
                 continue
-            outcome = await _cross_check(net, primary, bundle, located, plan, body, say)
-            if isinstance(outcome, Verdictless):
-                return outcome
-            return Fetched(bundle, primary, outcome, located)
+            outcome = await _with_witness(net, primary, located, plan, body, say)
+            if isinstance(outcome, _NextPrimary):
+                failures.append(outcome.reason)
+                say(f"{outcome.reason}; trying the next peer")
+                continue
+            return outcome
     tried = "; ".join(failures) or "no peers to ask"
     raise CliError(f"no peer could serve the evidence: {tried}", EXIT_FAILURE)
 
 
-async def _cross_check(
+async def _with_witness(
     net: _Network,
     primary: PeerRef,
-    bundle: EvidenceBundle,
     located: Located,
     plan: Sequence[PeerRef],
     body: dict[str, Any],
     say: Any,
-) -> PeerRef | Verdictless:
-    """A peer of another organisation that serves the same evidence; Verdictless if one
-    disagrees; CliError (exit 1) if none can be asked.
-
-    The witness locates the clip too: a first peer could otherwise hide an anchor by
-    locating the clip short of it. Its bundle is fetched for the union of both spans,
-    and every anchor overlapping that union must be in both bundles.
-    """
-    assert located.capture_start is not None and located.capture_end is not None
+) -> Fetched | Verdictless | _NextPrimary:
+    """The evidence of ``primary`` confirmed by a witness of another organisation;
+    Verdictless if they disagree (or nothing matches at either); CliError (exit 1) if
+    no witness can be asked."""
     candidates = witnesses(primary, plan)
     failures: list[str] = []
-    needed = max(anchoring_blocks(bundle), default=0)
+    served: dict[tuple[int, int], EvidenceBundle] = {}
     for witness in candidates:
-        say(f"cross-checking the evidence with {witness.label}")
-        deadline = time.monotonic() + CATCH_UP_S
+        say(f"cross-checking with {witness.label}")
         try:
             seen_there = await net.locate(witness, body)
-            start, end = located.capture_start, located.capture_end
-            if seen_there.capture_start is not None and seen_there.capture_end is not None:
-                start = min(start, seen_there.capture_start)
-                end = max(end, seen_there.capture_end)
-            while True:
-                try:
-                    theirs: EvidenceBundle | None = await net.evidence(witness, start, end)
-                except NodeRefused as exc:
-                    if exc.status != 404 or _skippable(exc):
-                        raise
-                    theirs = None  # no anchors there (yet?)
-                if theirs is not None and theirs.metadata.ledger_height > needed:
-                    break
-                if time.monotonic() >= deadline:
-                    break
-                await asyncio.sleep(0.5)
-            if theirs is None:
-                # No anchors at the witness: behind, or hiding them? Its header says.
-                ours = {h.number: h.hash() for h in bundle.headers}.get(needed)
-                seen = await net.header_hash(witness, needed)
-                if seen is None:
-                    raise _Skip(f"{witness.label} does not have block {needed} yet")
-                return Verdictless(
-                    f"the peers disagree: {primary.label} serves the anchors of camera "
-                    f"{net.camera} in block {needed}, {witness.label} holds block {needed}"
-                    + (" " if seen == ours else f" (header hash {_short(seen)}) ")
-                    + "but serves no anchors for this time"
-                )
-            if theirs.metadata.ledger_height <= needed:
-                raise _Skip(
-                    f"{witness.label} is behind (height {theirs.metadata.ledger_height}, "
-                    f"the evidence is in block {needed})"
-                )
         except NodeRefused as exc:
             if exc.status == 403:
+                return _access_disagreement(primary, witness, exc)
+            if not _skippable(exc):
+                raise CliError(str(exc), EXIT_FAILURE) from None
+            failures.append(str(exc))
+            continue
+        except NodeClientError as exc:
+            if not _skippable(exc):
+                raise CliError(str(exc), EXIT_FAILURE) from None
+            failures.append(str(exc))
+            continue
+        span = union(located, seen_there)
+        if span is None:
+            return Verdictless(
+                f"no anchors of camera {net.camera} match this clip (located at "
+                f"{primary.label} and {witness.label})"
+            )
+        ours = served.get(span)
+        if ours is None:
+            try:
+                ours = await net.evidence(primary, *span)
+            except NodeRefused as exc:
+                if exc.status == 403:
+                    return _no_access(primary, net.camera, exc)
+                if exc.status == 404 and not _skippable(exc):
+                    # e.g. no_anchors where the witness located some: behind, or hiding
+                    # them; another first peer will tell (this one may then witness).
+                    return _NextPrimary(f"{primary.label} serves no evidence: {_said(exc)}")
+                if not _skippable(exc):
+                    raise CliError(str(exc), EXIT_FAILURE) from None
+                return _NextPrimary(str(exc))
+            except NodeClientError as exc:
+                if not _skippable(exc):
+                    raise CliError(str(exc), EXIT_FAILURE) from None
+                return _NextPrimary(str(exc))
+            if not ours.anchors:
                 return Verdictless(
-                    f"the peers disagree on access: {primary.label} served the evidence, "
-                    f"{witness.label} refused: {_said(exc)}"
+                    f"{primary.label} located the clip in camera {net.camera}'s anchors but "
+                    "served evidence without anchors"
                 )
+            served[span] = ours
+        try:
+            theirs = await _witness_bundle(net, witness, span, ours)
+        except NodeRefused as exc:
+            if exc.status == 403:
+                return _access_disagreement(primary, witness, exc)
             if not _skippable(exc):
                 raise CliError(str(exc), EXIT_FAILURE) from None
             failures.append(str(exc))
@@ -609,14 +626,19 @@ async def _cross_check(
         except _Skip as exc:
             failures.append(str(exc))
             continue
-        diffs = compare_bundles(bundle, theirs, primary.label, witness.label, (start, end))
+        if isinstance(theirs, Verdictless):
+            return Verdictless(
+                f"the peers disagree: {primary.label} serves the anchors of camera "
+                f"{net.camera} {theirs.reason}"
+            )
+        diffs = compare_bundles(ours, theirs, primary.label, witness.label, span)
         if diffs:
             more = f" (and {len(diffs) - 1} more differences)" if len(diffs) > 1 else ""
             return Verdictless(
                 f"the peers disagree: {primary.label} and {witness.label} serve different "
                 f"evidence: {diffs[0]}{more}"
             )
-        return witness
+        return Fetched(ours, primary, witness, Located((), span[0], span[1]))
     if not candidates:
         raise CliError(
             f"cannot cross-check the evidence of {primary.label}: no peer of another "
@@ -627,6 +649,51 @@ async def _cross_check(
         f"cannot cross-check the evidence of {primary.label}: no peer of another "
         f"organisation could serve it: {'; '.join(failures)}",
         EXIT_FAILURE,
+    )
+
+
+def _access_disagreement(primary: PeerRef, witness: PeerRef, exc: NodeRefused) -> Verdictless:
+    return Verdictless(
+        f"the peers disagree on access: {primary.label} served the evidence, "
+        f"{witness.label} refused: {_said(exc)}"
+    )
+
+
+async def _witness_bundle(
+    net: _Network, witness: PeerRef, span: tuple[int, int], ours: EvidenceBundle
+) -> EvidenceBundle | Verdictless:
+    """The witness's bundle for ``span`` once its ledger holds the first peer's last
+    anchoring block (waiting up to :data:`CATCH_UP_S`); a Verdictless (the end of a
+    sentence naming the witness) if it holds that block but serves no anchors; _Skip if
+    it is still behind."""
+    needed = max(anchoring_blocks(ours), default=0)
+    deadline = time.monotonic() + CATCH_UP_S
+    while True:
+        try:
+            theirs: EvidenceBundle | None = await net.evidence(witness, *span)
+        except NodeRefused as exc:
+            if exc.status != 404 or _skippable(exc):
+                raise
+            theirs = None  # no anchors there (yet?)
+        if theirs is not None and theirs.metadata.ledger_height > needed:
+            return theirs
+        if time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(0.5)
+    if theirs is not None:
+        raise _Skip(
+            f"{witness.label} is behind (height {theirs.metadata.ledger_height}, "
+            f"the evidence is in block {needed})"
+        )
+    # No anchors at the witness: behind, or hiding them? Its header of the block says.
+    seen = await net.header_hash(witness, needed)
+    if seen is None:
+        raise _Skip(f"{witness.label} does not have block {needed} yet")
+    ours_hash = {h.number: h.hash() for h in ours.headers}.get(needed)
+    differs = "" if seen == ours_hash else f" (header hash {_short(seen)})"
+    return Verdictless(
+        f"in block {needed}, {witness.label} holds block {needed}{differs} but serves no "
+        "anchors for this time"
     )
 
 
