@@ -133,7 +133,7 @@ def test_the_recording_and_its_copies_get_their_verdicts(demo: DemoRun) -> None:
     assert tampered["verdict"] == "TAMPERED"
     assert [a["kind"] for a in tampered["anomalies"]] == ["ALTERED"], tampered["anomalies"]
     (altered,) = tampered["anomalies"]
-    match = re.search(r"black box painted on frame (\d+) \(t = ([\d.]+) s\)", demo.out)
+    match = re.search(r"a box painted on frame (\d+) \(t = ([\d.]+) s\)", demo.out)
     assert match is not None
     frame, at = int(match.group(1)), float(match.group(2))
     assert frame * FRAME_S == pytest.approx(at)

@@ -456,11 +456,14 @@ class Story:
         result.box_frame = frames // 2
         tampered = media.paint_box(recording, self.media_dir / "tampered-box.mp4", result.box_frame)
         say.say(
-            f"tampered copy {display_path(tampered)}: a black box painted on frame "
+            f"tampered copy {display_path(tampered)}: a box painted on frame "
             f"{result.box_frame} (t = {result.box_frame / media.FPS:.2f} s), re-encoded"
         )
         reencoded = media.reencode_720p(recording, self.media_dir / "reencoded-720p.mp4")
-        say.say(f"re-encoded copy {display_path(reencoded)}: 1280x720 at 300 kbit/s")
+        say.say(
+            f"re-encoded copy {display_path(reencoded)}: 1280x720 at "
+            f"{media.REENCODE_BITRATE.removesuffix('k')} kbit/s"
+        )
         bundle = self.evidence / "recording.bundle"
         expected = (
             ("recording", recording, "AUTHENTIC", 0, bundle),
