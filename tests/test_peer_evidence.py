@@ -26,7 +26,7 @@ from typing import Any
 
 import peer_cluster
 import pytest
-from ingest_world import REPO, IngestWorld, check_chain, ingest_world
+from ingest_world import REPO, IngestWorld, check_chain, ingest_world, wait_for
 from peer_cluster import HttpAnswer, PeerCluster, User
 from rtsp_camera import make_clip, transcode
 from verify_world import make_camera_clip
@@ -585,3 +585,42 @@ def test_the_dct_search_grows_from_seeds_when_an_exhaustive_one_is_over_budget()
     assert set(windowed) == set(range(1250, 1260))
     # Hashes of another scene: nothing within 10 bits.
     assert perceptual_hits(table, _walk(600, 9), budget=2_000_000) == {}
+
+
+def test_uploads_beyond_the_pending_limit_are_refused_and_abandoned_ones_cleaned_up(
+    setup: Setup,
+) -> None:
+    from cctvchain.peernode.verify_api import MAX_PENDING_VERIFICATIONS
+
+    cluster = setup.cluster
+    uploads = cluster.material.node_dirs["peer0.police"] / "verify-uploads"
+    held: list[http.client.HTTPSConnection] = []
+    try:
+        for _ in range(MAX_PENDING_VERIFICATIONS):
+            connection = http.client.HTTPSConnection(
+                "127.0.0.1",
+                cluster.ports["peer0.police"],
+                context=setup.world.po.ssl_context,
+                timeout=60,
+            )
+            connection.putrequest("POST", f"/api/v1/cameras/{CAMERA}/verify")
+            connection.putheader("Content-Type", "video/mp4")
+            connection.putheader("Transfer-Encoding", "chunked")
+            connection.endheaders()
+            connection.send(b"%x\r\n%s\r\n" % (1000, b"x" * 1000))  # and then nothing
+            held.append(connection)
+        wait_for(
+            lambda: len(list(uploads.iterdir())) == MAX_PENDING_VERIFICATIONS,
+            30,
+            "the uploads to arrive",
+            step=0.1,
+        )
+        busy = verify(setup, setup.clips["camera"].read_bytes(), peer="peer0.police")
+        assert (busy.status, busy.code) == (503, "too_many_verifications"), busy.body
+        assert busy.headers["retry-after"] == "10"
+    finally:
+        for connection in held:
+            connection.close()  # the clients go away mid-upload
+    wait_for(lambda: not list(uploads.iterdir()), 30, "the abandoned uploads removed", step=0.1)
+    answer = verify(setup, setup.clips["camera"].read_bytes(), peer="peer0.police")
+    assert answer.status == 200 and answer.json()["verdict"] == "AUTHENTIC"

@@ -52,6 +52,7 @@ from cctvchain.node.errors import (
     HttpError,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
 )
 from cctvchain.node.http import json_response
 from cctvchain.peer.channel import READERS
@@ -81,6 +82,7 @@ VERIFY_DIR: Final = "verify-uploads"
 MAX_LOCATE_BYTES: Final = MAX_LOCATE_DIGESTS * 70 + MAX_LOCATE_DCT * 24 + 64 * 1024
 MAX_VERIFY_DCT: Final = 6_000  # clip DCT hashes the HTTP verify searches with (spread)
 CONCURRENT_VERIFICATIONS: Final = 2  # decoding is CPU-bound: more would only queue
+MAX_PENDING_VERIFICATIONS: Final = 8  # uploads on disk or arriving; beyond: 503
 WRITE_CHUNK: Final = 1 << 20
 _HEX64: Final = re.compile(r"[0-9a-fA-F]{64}")
 _HEX16: Final = re.compile(r"[0-9a-fA-F]{16}")
@@ -134,6 +136,7 @@ class VerifyApi:
         self.max_clip_bytes = core.context.config.peer.max_clip_bytes
         self.upload_dir = core.context.material.node_dirs[core.name] / VERIFY_DIR
         self._slots: asyncio.Semaphore | None = None
+        self._pending = 0  # verifications received or receiving, not yet answered
 
     async def start(self, _app: web.Application) -> None:
         await asyncio.to_thread(self._remove_stale_uploads)
@@ -289,15 +292,26 @@ class VerifyApi:
         _, camera = await self._camera_access(request)
         if self._slots is None:
             self._slots = asyncio.Semaphore(CONCURRENT_VERIFICATIONS)
-        path = await self._receive_clip(request)
+        if self._pending >= MAX_PENDING_VERIFICATIONS:
+            # Each waiting upload holds up to max_clip_bytes of disk: refuse more.
+            raise ServiceUnavailable(
+                f"this peer is verifying {self._pending} clips already; retry later",
+                code="too_many_verifications",
+                headers={"Retry-After": "10"},
+            )
+        self._pending += 1
         try:
-            async with self._slots:
-                body, content_type = await asyncio.to_thread(
-                    self._verify, camera, path, name, as_bundle in ("1", "true")
-                )
+            path = await self._receive_clip(request)
+            try:
+                async with self._slots:
+                    body, content_type = await asyncio.to_thread(
+                        self._verify, camera, path, name, as_bundle in ("1", "true")
+                    )
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            self._pending -= 1
         return web.Response(body=body, content_type=content_type)
 
     async def _receive_clip(self, request: web.Request) -> Path:
