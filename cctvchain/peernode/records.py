@@ -19,6 +19,11 @@ uploaded by the camera's extractor to peers of at least two organisations).
   its inclusion proof. ``records_not_stored`` (404) when this peer has none: ask another.
 * ``GET /api/v1/cameras/{id}/gaps[?from&to]`` — the gaps the camera's extractor reported
   (``GetGaps``, Algorithm 1).
+
+The store also keeps two indexes for network verification
+(:mod:`cctvchain.peernode.evidence`): each record's digest -> (camera, sequence,
+index), and per segment its sampled frames' (capture time, index, DCT hash). They are
+written in the same batch as the records and built on open for a store without them.
 """
 
 from __future__ import annotations
