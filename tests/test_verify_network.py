@@ -322,6 +322,28 @@ def test_no_witness_answering_fails_rather_than_trusting_one_peer(
     assert "peer0.city (CityCCTV) at" in err and "connection refused" in err
 
 
+def test_without_the_channels_tls_roots_other_organisations_cannot_be_asked(
+    setup: Setup, serve: Serve, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same network configuration, but its nodes directory (and the genesis block
+    with every organisation's TLS roots) is not on this machine: the Police wallet
+    trusts Police's TLS root only, so peers of the other organisations fail the TLS
+    handshake and the verifier says why rather than trusting one peer."""
+    elsewhere = setup.root / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    config = elsewhere / "network.toml"
+    config.write_text(setup.cluster.config_path.read_text())
+    serve("peer0.police", honest(setup))
+    serve("peer0.city", honest(setup))
+    argv = ["verify", str(setup.clip), "--camera", CAMERA, "--wallet", str(setup.po)]
+    assert main([*argv, "--config", str(config), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot cross-check the evidence of peer0.police (Police)" in err
+    assert "TLS with peer peer0.city (CityCCTV) at " in err
+    assert "certificate verify failed" in err
+    assert "this wallet trusts only its own organisation's TLS root" in err
+
+
 def test_usage_errors(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
     wallet = ("--wallet", str(setup.po), "--config", str(setup.cluster.config_path))
     cases: list[tuple[list[str], str]] = [

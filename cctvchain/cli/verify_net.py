@@ -400,8 +400,9 @@ def parse_located(answer: dict[str, Any], where: str) -> Located:
 class _Network:
     """Calls to the peers over one mutual-TLS session, as the wallet's identity."""
 
-    def __init__(self, session: aiohttp.ClientSession, camera: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession, camera: str, tls_hint: str = "") -> None:
         self.session = session
+        self.tls_hint = tls_hint
         self.camera = camera
         self.base = f"{API}/cameras/{quote(camera, safe='')}"
 
@@ -415,6 +416,7 @@ class _Network:
             peer.url,
             f"{self.base}/locate",
             what=self._what(peer),
+            tls_hint=self.tls_hint,
             data=json.dumps(body).encode(),
             content_type="application/json",
             timeout=CALL_TIMEOUT_S,
@@ -428,6 +430,7 @@ class _Network:
             peer.url,
             f"{self.base}/evidence?from={start}&to={end}",
             what=self._what(peer),
+            tls_hint=self.tls_hint,
             timeout=CALL_TIMEOUT_S,
         )
         try:
@@ -444,6 +447,7 @@ class _Network:
                 peer.url,
                 f"{API}/blocks/{number}/header",
                 what=self._what(peer),
+                tls_hint=self.tls_hint,
                 timeout=CALL_TIMEOUT_S,
             )
         except NodeRefused as exc:
@@ -506,6 +510,7 @@ async def fetch_evidence(
     body: dict[str, Any],
     *,
     note: Any = None,
+    tls_hint: str = "",
 ) -> Fetched | Verdictless:
     """Locate, fetch and cross-check (module docstring, steps 2 to 4).
 
@@ -520,7 +525,7 @@ async def fetch_evidence(
         connector=aiohttp.TCPConnector(ssl=context),
         timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_S),
     ) as session:
-        net = _Network(session, camera)
+        net = _Network(session, camera, tls_hint)
         for primary in plan:
             try:
                 say(f"locating the clip among camera {camera}'s anchors at {primary.label}")
@@ -702,7 +707,7 @@ async def _witness_bundle(
 
 def _load_identity(
     args: argparse.Namespace, config: NetworkConfig | None
-) -> tuple[str, ssl.SSLContext]:
+) -> tuple[str, ssl.SSLContext, str]:
     """The wallet's MSP id and a mutual-TLS client context for the peers.
 
     A wallet trusts its own organisation's TLS root only; to cross-check with a peer of
@@ -721,6 +726,10 @@ def _load_identity(
         trusted = files.ca_file.read_bytes()
     except (StoreError, OSError, ValueError) as exc:
         raise CliError(f"cannot use wallet {path}: {exc}", EXIT_FAILURE) from None
+    hint = (
+        "this wallet trusts only its own organisation's TLS root; give the network --config "
+        "whose nodes directory holds the channel's genesis block to trust the others"
+    )
     if config is not None:
         try:
             channel = NetworkMaterial.locate(config).channel_config()
@@ -728,11 +737,12 @@ def _load_identity(
             pass  # no local copy of the channel: the wallet's own root only
         else:
             trusted = tls.bundle([trusted, tls.trust_bundle(channel)])
+            hint = ""
     try:
         context = tls.client_context(files, trusted)
     except (OSError, ValueError, ssl.SSLError) as exc:
         raise CliError(f"cannot use wallet {path}: {exc}", EXIT_FAILURE) from None
-    return loaded.msp_id, context
+    return loaded.msp_id, context, hint
 
 
 def _load_config(path: Path | None, peers: Sequence[str]) -> NetworkConfig | None:
@@ -760,7 +770,7 @@ def run_verify(args: argparse.Namespace) -> int:
         raise CliError(f"clip {clip_path} does not exist", EXIT_USAGE)
     window = time_window(args.time_from, args.time_to)
     config = _load_config(args.config, args.peer)
-    own_msp, context = _load_identity(args, config)
+    own_msp, context, tls_hint = _load_identity(args, config)
     plan = peer_plan(args.peer, config, own_msp)
     if not plan:
         raise CliError("no peer to ask: name one with --peer", EXIT_USAGE)
@@ -778,7 +788,9 @@ def run_verify(args: argparse.Namespace) -> int:
 
     try:
         outcome = asyncio.run(
-            fetch_evidence(plan, context, camera, locate_body(clip, window), note=note)
+            fetch_evidence(
+                plan, context, camera, locate_body(clip, window), note=note, tls_hint=tls_hint
+            )
         )
     except NodeClientError as exc:  # e.g. a bad URL; peers' failures are handled inside
         raise CliError(str(exc), EXIT_FAILURE) from None
