@@ -237,30 +237,41 @@ def _first_line(process: subprocess.Popen[str], timeout: float) -> str:
 
 
 class Recorder:
-    """An NVR recording the camera: ``ffmpeg -rtsp_transport tcp -i URL -c copy``."""
+    """An NVR recording the camera: ``ffmpeg -rtsp_transport tcp -i URL -c copy FILE``,
+    until :meth:`finish` presses ``q`` (ffmpeg then closes the file properly). Stopped
+    by the clock rather than by ``-t``, so that a slow RTSP connection cannot push the
+    recording's end past the ingest's."""
 
-    def __init__(self, url: str, path: Path, seconds: float, log: Path) -> None:
+    def __init__(self, url: str, path: Path, log: Path) -> None:
         self.path = path
         self.log = log
         self.command = [
-            *(FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"),
-            *("-rtsp_transport", "tcp", "-i", url, "-c", "copy", "-t", f"{seconds:.2f}"),
-            str(path),
+            *(FFMPEG, "-hide_banner", "-loglevel", "error", "-y"),
+            *("-rtsp_transport", "tcp", "-i", url, "-c", "copy", str(path)),
         ]
         with log.open("ab") as err:
             self.process = subprocess.Popen(
-                self.command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+                self.command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err
             )
 
-    def wait(self, timeout: float) -> None:
+    def finish(self, timeout: float = 30.0) -> None:
+        """Stop recording now; a DemoError if ffmpeg failed or wrote no file."""
+        if self.process.poll() is None and self.process.stdin is not None:
+            try:
+                self.process.stdin.write(b"q")
+                self.process.stdin.close()
+            except BrokenPipeError:
+                pass
         try:
             code = self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired as exc:
             self.stop()
-            raise DemoError(f"the NVR recording did not end within {timeout:g} s") from exc
+            raise DemoError(f"the NVR recording did not stop within {timeout:g} s") from exc
         if code != 0 or not self.path.is_file():
             tail = self.log.read_text(errors="replace").strip().splitlines()[-3:]
             raise DemoError(f"the NVR recording failed ({code}): {' / '.join(tail)}")
 
     def stop(self) -> None:
         _stop(self.process)
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()

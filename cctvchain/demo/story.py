@@ -294,7 +294,7 @@ class Story:
         for profile in ("msp", "tls"):
             self._ok(
                 f"enrol {name} ({profile})",
-                "ca", "enroll", "--url", url, "--name", name, "--secret", secret,
+                "ca", "enroll", "--url", url, "--name", name, f"--secret={secret}",
                 "--wallet", wallet, "--profile", profile, "--tls-ca", admin / "tls" / "ca.pem",
             )  # fmt: skip
         self.wallets[name] = wallet
@@ -407,13 +407,17 @@ class Story:
             raise DemoError(f"the ingest saw no frame within 30 s; see {display_path(log)}")
         # The recording lies inside the anchored stream: it starts once the ingest has
         # frames and ends a little before the ingest stops.
-        record_s = seconds - (time.monotonic() - began) - RECORD_MARGIN_S
-        if record_s < 3:
+        stop_at = began + seconds - RECORD_MARGIN_S
+        if stop_at - time.monotonic() < 3:
             raise DemoError(f"--seconds {seconds:g} leaves no time to record; give more")
-        recorder = media.Recorder(url, recording, record_s, self.media_dir / "nvr.log")
+        recorder = media.Recorder(url, recording, self.media_dir / "nvr.log")
         self.cleanup.callback(recorder.stop)
-        say.say(f"$ {shlex.join(['ffmpeg', *recorder.command[6:]])}")
-        recorder.wait(timeout=record_s + 30)
+        say.say(f"$ {shlex.join(['ffmpeg', *recorder.command[5:]])}")
+        while time.monotonic() < stop_at:
+            if recorder.process.poll() is not None:
+                break  # finish() says why
+            time.sleep(0.2)
+        recorder.finish()
         frames = media.count_frames(recording)
         say.say(f"NVR recording {display_path(recording)}: {frames} frames ({frames / 25:.1f} s)")
         code = ingest.wait(timeout=seconds + 120)
