@@ -368,7 +368,7 @@ class Fetched:
     bundle: EvidenceBundle
     primary: PeerRef
     witness: PeerRef
-    located: Located
+    span: tuple[int, int]  # the capture span both peers served the evidence for
 
 
 class _Skip(Exception):
@@ -643,7 +643,7 @@ async def _with_witness(
                 f"the peers disagree: {primary.label} and {witness.label} serve different "
                 f"evidence: {diffs[0]}{more}"
             )
-        return Fetched(ours, primary, witness, Located((), span[0], span[1]))
+        return Fetched(ours, primary, witness, span)
     if not candidates:
         raise CliError(
             f"cannot cross-check the evidence of {primary.label}: no peer of another "
