@@ -281,6 +281,19 @@ def test_a_rerun_first_stops_what_a_killed_demo_left_running(tmp_path: Path) -> 
     _no_process_left(directory)
 
 
+def test_too_short_an_ingest_is_a_usage_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        _cctvchain("demo", "--seconds", "3", "--dir", tmp_path / "d"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "cctvchain: error: --seconds must be at least 8\n"
+    assert not (tmp_path / "d").exists()
+
+
 def test_a_foreign_directory_is_kept(tmp_path: Path) -> None:
     directory = tmp_path / "mine"
     directory.mkdir()

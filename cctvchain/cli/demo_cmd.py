@@ -114,8 +114,9 @@ def run(args: argparse.Namespace) -> int:
     from cctvchain.demo import story, workspace
     from cctvchain.network.config import NetworkConfigError, load_network_config
 
-    if args.seconds <= 0:
-        raise CliError("--seconds must be positive", exit_code=2)
+    if args.seconds < story.MIN_SECONDS:
+        # Time to connect, record a few seconds inside the ingest, and drain.
+        raise CliError(f"--seconds must be at least {story.MIN_SECONDS:g}", exit_code=2)
     template = _config_path(args.config)
     failures = _failures()
     stream = sys.stdout  # not what a command run inside the demo redirects it to
