@@ -29,6 +29,10 @@ unit: $(STAMP)
 
 test: lint typecheck importlint unit
 
+# The whole story on its own copy of the default cluster (ports +10000, state in
+# nodes/demo): RTSP camera, participants, approval, ingest beside an NVR recording, verify
+# of the recording and two copies, refusals. Installs Debian's ffmpeg and GStreamer RTSP
+# server when missing; stops everything it started, also on failure or Ctrl-C.
 demo: $(STAMP)
 	$(VENV)/bin/cctvchain demo
 
