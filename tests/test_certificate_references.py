@@ -347,6 +347,18 @@ def test_registry_survives_crash_replay_and_rebuild_and_is_checked(
         assert rebuilt.certificate(certificate_reference(bob.cert)) == bob.cert
         assert rebuilt.certificate(b"short") is None
 
+    # An index written before the registry existed (no entries, no mark) is backfilled
+    # when opened, so that upgraded nodes resolve exactly what new ones do.
+    db = plyvel.DB(str(path / "index"))
+    for key, _ in db.iterator(prefix=keys.CERTIFICATE_PREFIX):
+        db.delete(key)
+    db.delete(keys.CERTIFICATE_REGISTRY_KEY)
+    db.close()
+    with Ledger.open(path) as upgraded:
+        assert upgraded.certificate_references() == registry
+        assert upgraded.dump_index() == complete
+        upgraded.verify_chain()
+
     # verify_chain finds a registry that disagrees with the blocks: a missing entry, and
     # an entry no block carried.
     db = plyvel.DB(str(path / "index"))

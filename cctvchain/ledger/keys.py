@@ -12,7 +12,8 @@ ranges over strings. Key families, one leading byte each:
   ``m:savepoint`` → what the index covers.
 * ``c`` certificate registry: ``c | SHA-256(PEM)`` → the PEM, for every certificate
   carried in the transactions of a committed block (what certificate references
-  resolve against).
+  resolve against); ``m:certificates`` marks an index whose registry covers every
+  block (an index written before the registry existed lacks it and is backfilled).
 
 Composite keys are Fabric's: ``"\\x00" + object_type + "\\x00" + attr + "\\x00" ...``.
 """
@@ -29,6 +30,7 @@ BLOCK_HASH_PREFIX = b"h"
 TX_PREFIX = b"t"
 CERTIFICATE_PREFIX = b"c"
 SAVEPOINT_KEY = b"m:savepoint"
+CERTIFICATE_REGISTRY_KEY = b"m:certificates"
 
 NS_SEPARATOR = b"\x00"
 # No valid UTF-8 contains the byte 0xFF, so ``prefix + b"\xff"`` is past every key that

@@ -406,6 +406,7 @@ class Ledger(StateReader):
 
     def _recover(self) -> None:
         savepoint = self._savepoint
+        self._ensure_registry()
         self._replay_from(savepoint)
         if self._savepoint != savepoint:
             self._db.put(keys.SAVEPOINT_KEY, self._savepoint.encode(), sync=True)
@@ -414,6 +415,35 @@ class Ledger(StateReader):
                 self.path,
                 savepoint.height,
                 self.height - 1,
+            )
+
+    def _ensure_registry(self) -> None:
+        """Backfill the certificate registry of an index written before it existed.
+
+        Every node must resolve the same certificate references at the same height, so
+        the registry must cover every committed block, not only those committed since an
+        upgrade: an index without the mark gets the certificates of its blocks (one scan,
+        one synced batch) before anything else is replayed or committed.
+        """
+        if self._db.get(keys.CERTIFICATE_REGISTRY_KEY) is not None:
+            return
+        ops: list[_Op] = []
+        registered: set[bytes] = set()
+        for number in range(self.height):
+            for tx in decode_block_transactions(self.get_block(number)):
+                if tx.message is not None:
+                    ops += self._certificate_ops(tx.message, registered)
+        batch = self._db.write_batch(sync=True)
+        for key, value in ops:
+            batch.put(key, value)
+        batch.put(keys.CERTIFICATE_REGISTRY_KEY, b"\x01")
+        batch.write()
+        if self.height:
+            log.info(
+                "ledger %s: certificate registry built from blocks 0 to %d (%d certificates)",
+                self.path,
+                self.height - 1,
+                len(ops),
             )
 
     def _replay_from(self, savepoint: Savepoint) -> None:
