@@ -67,7 +67,11 @@ def run_child(
             proc.wait(timeout=kill_after)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
-    out, err = proc.communicate(timeout=120)
+    # Read the rest through the buffer readline used: communicate() reads the pipe's fd
+    # directly, so block numbers already buffered with the "ready" line would be lost
+    # (seen under load, when the child writes both before the parent reads).
+    out = proc.stdout.read()
+    _, err = proc.communicate(timeout=120)
     printed = [int(line) for line in out.split() if line.isdigit()]
     assert printed == list(range(int(ready[1]), int(ready[1]) + len(printed)))
     return ChildRun(int(ready[1]), printed, proc.returncode, err)
