@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from cctvchain.demo import DemoError
 from cctvchain.demo import camera as media
@@ -55,6 +55,9 @@ from cctvchain.demo.participants import (
 )
 from cctvchain.network.config import NetworkConfig, NetworkConfigError, load_network_config
 from cctvchain.node.runtime import format_url
+
+if TYPE_CHECKING:  # the supervisor loads aiohttp; imported where the cluster starts
+    from cctvchain.supervisor.network import NetworkSupervisor
 
 STEPS: Final = 9
 Out = Callable[[str], None]
@@ -220,7 +223,6 @@ class Story:
         from cctvchain.supervisor.network import NetworkSupervisor, status_table
 
         say = self.say
-        say.step("Starting the default cluster: 3 CAs, 3 Raft orderers, 4 peers")
         self.media_dir.mkdir(parents=True, exist_ok=True)
         self.evidence.mkdir(parents=True, exist_ok=True)
         path = write_demo_config(self.options.template, self.dir, self.options.port_offset)
@@ -234,6 +236,10 @@ class Story:
                 f"(as in configs/local.toml): {exc}"
             ) from exc
         self.config = config
+        say.step(
+            f"Starting the cluster: {len(config.organizations)} CAs, {len(config.orderers)} "
+            f"Raft orderers, {len(config.peers)} peers, each its own process"
+        )
         say.say(
             f"configuration {display_path(path)}: the topology of "
             f"{display_path(self.options.template)}, ports moved by {self.options.port_offset}"
@@ -245,7 +251,7 @@ class Story:
         say.say(status_table(statuses).strip("\n"))
         return config
 
-    def _stop_cluster(self, supervisor: Any) -> None:
+    def _stop_cluster(self, supervisor: NetworkSupervisor) -> None:
         self.say.say(f"stopping the cluster ({display_path(self.config_path)})")
         report = supervisor.down()
         for warning in report.warnings:
