@@ -185,7 +185,9 @@ class CertificateAuthority:
         except ValueError as exc:
             raise BadRequest(str(exc)) from exc
         if secret is None:
-            secret = secrets.token_urlsafe(24)
+            # Hex, not urlsafe base64: a generated secret must never start with '-', or
+            # `ca enroll --secret VALUE` reads it as an option (1 registration in 64).
+            secret = secrets.token_hex(24)
         elif not MIN_SECRET_LENGTH <= len(secret) <= MAX_SECRET_LENGTH:
             raise BadRequest(
                 f"a chosen secret must have {MIN_SECRET_LENGTH} to {MAX_SECRET_LENGTH} characters"
