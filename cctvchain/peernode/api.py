@@ -113,20 +113,25 @@ def _subject(cert: bytes, resolve: CertificateResolver | None = None) -> str:
         return "?"
 
 
+def channel_reader(core: PeerCore, request: web.Request) -> Identity:
+    """The caller (authenticated by its TLS certificate), if it satisfies the channel's
+    Readers policy: the first gate of every read route, before any contract decides."""
+    identity = caller(request)
+    if not evaluate(core.channel.policy(READERS), [identity]):
+        raise Forbidden(
+            f"{identity.name} of {identity.msp_id} does not satisfy the channel's Readers policy",
+            code="not_a_reader",
+        )
+    return identity
+
+
 class ReadApi:
     def __init__(self, core: PeerCore) -> None:
         self.core = core
         self._openapi = openapi_document()
 
     def reader(self, request: web.Request) -> Identity:
-        identity = caller(request)
-        if not evaluate(self.core.channel.policy(READERS), [identity]):
-            raise Forbidden(
-                f"{identity.name} of {identity.msp_id} does not satisfy the channel's Readers "
-                "policy",
-                code="not_a_reader",
-            )
-        return identity
+        return channel_reader(self.core, request)
 
     async def contract_query(self, request: web.Request, function: str, *args: str) -> web.Response:
         identity = self.reader(request)

@@ -64,10 +64,9 @@ from cctvchain.msp.identity import Identity
 from cctvchain.node.auth import caller
 from cctvchain.node.errors import BadRequest, Conflict, Forbidden, HttpError, NotFound
 from cctvchain.node.http import JSON_TYPE, json_response
-from cctvchain.peer.channel import READERS
+from cctvchain.peernode.api import channel_reader
 from cctvchain.peernode.core import PeerCore
 from cctvchain.peernode.wire import read_binary, refusal_error
-from cctvchain.policy import evaluate
 
 RECORDS_DIR: Final = "records"
 MIN_HEIGHT_WAIT: Final = 5.0
@@ -332,14 +331,7 @@ class RecordsApi:
     # -- helpers ---------------------------------------------------------------------------
 
     def _reader(self, request: web.Request) -> Identity:
-        identity = caller(request)
-        if not evaluate(self.core.channel.policy(READERS), [identity]):
-            raise Forbidden(
-                f"{identity.name} of {identity.msp_id} does not satisfy the channel's Readers "
-                "policy",
-                code="not_a_reader",
-            )
-        return identity
+        return channel_reader(self.core, request)
 
     def _state(self, object_type: str, *attributes: str) -> bytes | None:
         with self.core.ledger.snapshot() as snapshot:

@@ -45,7 +45,6 @@ from aiohttp import web
 from cctvchain import __version__
 from cctvchain.ledger.errors import BlockNotFoundError
 from cctvchain.msp.identity import Identity
-from cctvchain.node.auth import caller
 from cctvchain.node.errors import (
     BadRequest,
     Forbidden,
@@ -55,9 +54,8 @@ from cctvchain.node.errors import (
     ServiceUnavailable,
 )
 from cctvchain.node.http import json_response
-from cctvchain.peer.channel import READERS
 from cctvchain.peernode.api import camera_id as camera_param
-from cctvchain.peernode.api import int_param, query_params
+from cctvchain.peernode.api import channel_reader, int_param, query_params
 from cctvchain.peernode.core import PeerCore
 from cctvchain.peernode.evidence import (
     MAX_EVIDENCE_SPAN_MS,
@@ -70,7 +68,6 @@ from cctvchain.peernode.evidence import (
 )
 from cctvchain.peernode.records import RecordStore
 from cctvchain.peernode.wire import refusal_error
-from cctvchain.policy import evaluate
 from cctvchain.verify.bundle import check_bundle, with_clip
 from cctvchain.verify.fingerprints import ClipFingerprints
 from cctvchain.verify.report import build_report, dumps
@@ -151,14 +148,7 @@ class VerifyApi:
     # -- access ------------------------------------------------------------------------------
 
     def _reader(self, request: web.Request) -> Identity:
-        identity = caller(request)
-        if not evaluate(self.core.channel.policy(READERS), [identity]):
-            raise Forbidden(
-                f"{identity.name} of {identity.msp_id} does not satisfy the channel's Readers "
-                "policy",
-                code="not_a_reader",
-            )
-        return identity
+        return channel_reader(self.core, request)
 
     async def _camera_access(self, request: web.Request) -> tuple[Identity, str]:
         """The caller and the camera, once Algorithm 1 granted the caller access."""
