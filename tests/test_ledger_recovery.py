@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from ledger_helpers import genesis, kv_tx, next_block, workload_block
 
-from cctvchain.ledger.block import Block
 from cctvchain.ledger.blockfile import BlockFiles, GoodFrame, encode_frame
 from cctvchain.ledger.errors import BlockCorruptError, BrokenHashChainError, LedgerCorruptError
 from cctvchain.ledger.store import Ledger
+from cctvchain.ledger.stored import decode_stored_block, store_block_bytes
 
 
 def build(
@@ -135,8 +135,8 @@ def test_torn_tail_is_truncated_and_the_ledger_continues(
     index = build(path, 6)
     file = path / "blocks" / "blockfile_000000"
     size = file.stat().st_size
-    next_one = workload_block(1, 6, Block.decode(frames(path)[-1].payload).hash())
-    frame = encode_frame(next_one.encode())
+    next_one = workload_block(1, 6, decode_stored_block(frames(path)[-1].payload).hash())
+    frame = encode_frame(store_block_bytes(next_one.encode()))
     with file.open("ab") as f:
         f.write(frame[: len(frame) // 2])
     with (

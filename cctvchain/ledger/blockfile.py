@@ -7,6 +7,9 @@ frame::
 
     u32 payload length | u32 crc32(payload) | u32 crc32(the previous 8 bytes) | payload
 
+What a payload holds is the caller's: the ledger stores each block compressed or as its
+canonical bytes (:mod:`cctvchain.ledger.stored`), the orderer's Raft WAL its records.
+
 The header checksum is an addition to a plain length+crc frame: without it a flipped
 bit in a length field that makes the frame look longer than the file is
 indistinguishable from a write torn by a crash, and recovery would truncate every

@@ -4,7 +4,9 @@ state and history. The only module of the ledger that uses plyvel.
 Commit protocol (``append_block``):
 
 1. check the block against the head and work out every index change (nothing written);
-2. append the block's frame to the block files and fsync it;
+2. append the block's frame to the block files and fsync it (the frame holds the block
+   compressed, see :mod:`cctvchain.ledger.stored`; plain canonical frames of older
+   ledgers read the same);
 3. write ONE LevelDB batch with ``sync=True``: block-number and block-hash index, tx-id
    index, state writes with their versions, history entries, the certificate registry
    (every PEM certificate the block's transactions carry, keyed by its SHA-256, whatever
@@ -76,6 +78,7 @@ from cctvchain.ledger.records import (
     Version,
     VersionedValue,
 )
+from cctvchain.ledger.stored import StoredBlockError, decode_stored_block, store_block_bytes
 from cctvchain.ledger.transaction import decode_block_transactions
 from cctvchain.ledger.validation import TxValidationCode
 from cctvchain.msp.certref import certificate_reference, is_reference, is_registrable
@@ -295,13 +298,16 @@ class Ledger(StateReader):
         Raises :class:`BlockRejectedError` (nothing written) for a block that does not
         follow the head or cannot be committed as flagged.
         """
+        # Stored compressed (or as its canonical bytes when that is no smaller): the
+        # block's hash and signatures are over the canonical bytes, which get_block and
+        # deliver hand out unchanged. Pure work, so done before taking the lock.
+        payload = store_block_bytes(block.encode())
         with self._mutex:
             self._check_writable()
             try:
                 ops = self._prepare(block, decoded)
             except BlockStructureError as exc:
                 raise BlockRejectedError(str(exc)) from exc
-            payload = block.encode()
             # Until the batch lands the files are ahead of the index; if anything fails
             # in between, only a reopen (which replays the frame) restores the invariant.
             self._broken = "block file append or index write did not complete"
@@ -501,8 +507,8 @@ class Ledger(StateReader):
         name = file_name(frame.location.file)
         where = f"block {number} in {name} at offset {frame.location.offset}"
         try:
-            block = Block.decode(frame.payload)
-        except CodecError as exc:
+            block = decode_stored_block(frame.payload)
+        except (CodecError, StoredBlockError) as exc:
             raise BlockCorruptError(
                 f"{where} does not decode: {exc}", block_number=number, file=name
             ) from exc
@@ -555,12 +561,12 @@ class Ledger(StateReader):
         where = f"block {number} in {name} at offset {entry.offset}"
         try:
             payload = self._blocks.read(FrameLocation(entry.file, entry.offset, entry.length))
-            block = Block.decode(payload)
+            block = decode_stored_block(payload)
         except BlockFileError as exc:
             raise BlockCorruptError(
                 f"{where} is damaged: {exc.reason}", block_number=number, file=name
             ) from exc
-        except CodecError as exc:
+        except (CodecError, StoredBlockError) as exc:
             raise BlockCorruptError(
                 f"{where} does not decode: {exc}", block_number=number, file=name
             ) from exc
@@ -689,9 +695,9 @@ class Ledger(StateReader):
         name = file_name(frame.location.file)
         where = f"block {number} in {name} at offset {frame.location.offset}"
         try:
-            block = Block.decode(frame.payload)
+            block = decode_stored_block(frame.payload)
             check_block_structure(block, number, previous)
-        except CodecError as exc:
+        except (CodecError, StoredBlockError) as exc:
             raise BlockCorruptError(
                 f"{where} does not decode: {exc}", block_number=number, file=name
             ) from exc
