@@ -629,6 +629,8 @@ def ledger_details(data: dict[str, Any]) -> list[str]:
     for part in keys_of("transaction_parts"):
         row(f"· {part}", "transaction_parts", part)
     row("block overhead (header, orderer signature, flags, framing)", "block_overhead_bytes")
+    if any("block_compression_bytes" in figures for _, figures in columns):
+        row("compression in the block files (negative: saved)", "block_compression_bytes")
     row("**block files**", "block_file_bytes")
     for fam in keys_of("index_parts"):
         row(f"· LevelDB {fam}", "index_parts", fam)
