@@ -20,6 +20,7 @@ from verify_synth import (
     FRAME_MS,
     T0,
     Camera,
+    Content,
     Source,
     build_clip,
     camera,
@@ -177,6 +178,51 @@ def test_one_altered_frame(cam: Camera, exact: bool, frame: int) -> None:
     sources = span(0, 300, exact=exact)
     sources[frame] = Source(frame, exact=exact, edit="altered")
     anomaly = only(align(build_clip(cam, sources, rng), cam.frames), AnomalyKind.ALTERED)
+    assert (anomaly.first_frame, anomaly.last_frame) == (frame, frame)
+    assert anomaly.capture_start_ms == anomaly.capture_end_ms == cap(frame)
+    assert anomaly.tiles and set(anomaly.tiles) <= {(2, 3), (2, 4), (3, 3), (3, 4)}
+
+
+def _camera_with_a_fast_object(seed: int, seconds: float = 12.0) -> Camera:
+    """A camera whose picture also has an object crossing row 5 fast: tiles (5, 0)-(5, 3)
+    brighten by 20 grey levels a frame, so a frame one frame away from a sampled one
+    differs from it there beyond the tile threshold (motion, shared with a neighbour)."""
+    base = camera(seed, seconds)
+    content = []
+    for k, c in enumerate(base.content):
+        tiles = c.tiles.copy()
+        for t in range(40, 44):
+            tiles[t, 0] = 20 + (20 * k + 37 * t) % 200
+        content.append(Content(c.hash, tiles))
+    frames = [
+        replace(f, tiles=encode_tiles(content[k].tiles)) if f.sampled else f
+        for k, f in enumerate(base.frames)
+    ]
+    return Camera(content, frames)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+@pytest.mark.parametrize("frame", [75, 150])  # sampled frames
+def test_a_high_contrast_edit_on_a_sampled_frame_is_altered_there_only(
+    exact: bool, frame: int
+) -> None:
+    """A small high-contrast box moves the DCT hash by more than 12 bits (10-24 on real
+    clips), so by Hamming distance the sampled frame matches its untouched neighbours
+    better than the edited frame. The edited frame must still be the one compared with
+    it (a neighbour would be judged altered on the tiles where the object moved), and the
+    cuts into and out of the edit must not make it a replacement (INSERTED)."""
+    cam = _camera_with_a_fast_object(41)
+    rng = np.random.default_rng(19)
+    honest = align(build_clip(cam, span(0, 300, exact=False), rng), cam.frames)
+    assert honest.verdict == Verdict.AUTHENTIC_REENCODED and honest.anomalies == ()
+    sources = span(0, 300, exact=exact)
+    sources[frame] = Source(frame, exact=exact, edit="altered")
+    clip = build_clip(cam, sources, rng)
+    moved = int.from_bytes(clip[frame].dct_hash or bytes(8), "big")
+    for bit in rng.choice(64, 13, replace=False):
+        moved ^= 1 << int(bit)
+    clip[frame] = replace(clip[frame], dct_hash=moved.to_bytes(8, "big"))
+    anomaly = only(align(clip, cam.frames), AnomalyKind.ALTERED)
     assert (anomaly.first_frame, anomaly.last_frame) == (frame, frame)
     assert anomaly.capture_start_ms == anomaly.capture_end_ms == cap(frame)
     assert anomaly.tiles and set(anomaly.tiles) <= {(2, 3), (2, 4), (3, 3), (3, 4)}

@@ -86,6 +86,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         ),
         "box": transcode(camera, root / "box.mp4", "-vf", BOX, *REENCODE),
         "box-exact": transcode(camera, root / "box.mkv", "-vf", BOX, *LOSSLESS),
+        # frame 150 is a sampled frame (normal policy: the first frame of each second)
+        "box-sampled": transcode(
+            camera, root / "box150.mp4", "-vf", BOX.replace("137", "150"), *REENCODE
+        ),
         "cut": _concat(root, "cut.mp4", [(0, 0, 125), (0, 175, 300)], REENCODE, [camera]),
         "cut-exact": _concat(root, "cut.mkv", [(0, 0, 125), (0, 175, 300)], LOSSLESS, [camera]),
         "insert": _concat(
@@ -216,6 +220,19 @@ def test_one_frame_with_a_small_region_changed_is_altered_there(
     page = html_path.read_text()
     assert page.count("data:image/png;base64,") == 2  # the frame and its heat map
     assert "<svg" in page and "clip frame 137" in page
+
+
+def test_a_box_on_a_sampled_frame_of_a_reencoded_copy_is_altered_at_that_frame_only(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The sampled anchored frame is compared with the clip frame that matches it best
+    # near its slot: that must be the edited frame itself, not its untouched neighbour
+    # (which differs by motion and would be reported ALTERED on unrelated tiles).
+    code, report, _ = verify(setup, "box-sampled", capsys=capsys)
+    assert code == 3
+    anomaly = only(report, "ALTERED")
+    assert anomaly["first_frame"] == anomaly["last_frame"] == 150, report["anomalies"]
+    assert {tuple(t) for t in anomaly["tiles"]} <= {(2, 2), (2, 3), (3, 2), (3, 3)}
 
 
 @pytest.mark.parametrize("clip", ["cut", "cut-exact"])

@@ -107,10 +107,22 @@ The algorithm
    * each sampled anchored frame that a frame of the piece lands on is compared with the
      clip frame that matches it best within two frames of that slot (a perceptual
      offset is known to a frame or two; comparing a neighbour would measure motion, not
-     an edit). Same content (Hamming ≤ 12, no tile beyond 14) → matches; tiles beyond
-     14 with Hamming ≤ 12, or at most 16 of them (a quarter of the picture: a small
-     high-contrast edit moves the DCT hash beyond 12 bits at low resolutions) →
-     ``ALTERED`` on those tiles; otherwise → *mismatch* (not that frame at all).
+     an edit): the lowest (Hamming, largest tile distance) — unless that one is not the
+     same content and another candidate shows the sampled frame but for a local edit of
+     its own: the tiles on which it differs from the sampled frame by more than 14 and
+     by more than twice as much as either of its clip neighbours does (a change in
+     neither neighbour; motion is shared with one) are at most 16, and every other tile
+     is within 14. That frame is the sampled frame, edited (of several, the one whose
+     other tiles match best). The edit moves its DCT hash — a black box on 3 % of a
+     320x180 frame moved it by 10-24 bits in calibration (19 sampled frames re-encoded
+     at crf 18, crf 28 and 720p/300k), while its other tiles matched the sampled frame
+     within a mean of 0.1-0.8 grey levels, its neighbours' within 1.5-2.6 — so by
+     Hamming distance an untouched neighbour, a frame of motion away, won, and was
+     judged altered on the tiles where it moved. Same content (Hamming ≤ 12, no tile
+     beyond 14) → matches; tiles beyond 14 with Hamming ≤ 12, or at most 16 of them (a
+     quarter of the picture: a small high-contrast edit moves the DCT hash beyond 12
+     bits at low resolutions) → ``ALTERED`` on those tiles; otherwise → *mismatch* (not
+     that frame at all).
    * every other frame (no anchored perceptual fingerprint to compare with) is judged
      by its neighbours in the clip. A *transient* local change — tiles that differ from
      both the previous and the next clip frame by more than 14 and by more than twice
@@ -136,8 +148,14 @@ The algorithm
 
    A mismatch that is not frozen is ``INSERTED`` in place. Orphans are ``INSERTED``,
    and so are the frames inside a piece between two cuts with no point between them
-   when both cuts are strong or a sampled frame they land on does not match (pictures
-   replacing the camera's in place while the time runs on).
+   when both cuts are strong or a frame of them is a mismatch with the sampled frame it
+   lands on (pictures replacing the camera's in place while the time runs on). A frame
+   that is only altered there is the camera's own, edited: in slow content a local
+   edit can make a relative cut into it and one out of it (calibration: black, white
+   and grey boxes on 2-3 % of the picture changed 3-9 tiles and 4-24 bits between
+   consecutive frames, against local medians of 1-3 tiles and 4-6 bits; both cuts on 7
+   of 27 edited frames), so "a Hamming distance beyond 12" (its hash moved) would have
+   left it ``INSERTED``.
 8. **Missing.** An anchored frame is covered by the clip frame that matches it exactly
    or occupies its slot. Between the first and last covered anchored frames, a run of
    uncovered ones between covered ``a`` and ``b`` is ``MISSING`` when ``t_b - t_a``
@@ -656,6 +674,31 @@ class _Aligner:
         kind = "mismatch" if len(changed) > self.params.local_tiles else "altered"
         return _Judgement(kind, h, changed, tuple(dist.tolist()), "neighbouring clip frames")
 
+    def edited_view(self, i: int, j: int) -> float | None:
+        """Whether clip frame ``i`` shows sampled anchored frame ``j`` but for a local edit
+        of ``i`` alone; then the mean distance of its other tiles to ``j`` (how well the
+        rest matches), else None.
+
+        The edit: the tiles on which ``i`` differs from ``j`` beyond the tile threshold
+        and by more than twice as much as either clip neighbour does (a change that is in
+        neither neighbour; motion is shared with a neighbour), at most a quarter of the
+        picture. Every other tile must match ``j``. The edit moves the DCT hash (a box on
+        3 % of the picture moved it by 10-24 bits), so the Hamming distance cannot tell the
+        edited frame from its untouched neighbours; the tiles outside the edit can: there
+        the edited frame is ``j`` itself, a neighbour is a frame of motion away.
+        """
+        if i <= 0 or i >= self.n - 1 or not (self.has_p[i - 1] and self.has_p[i + 1]):
+            return None
+        dist = _dist(self.ct[i], self.at[j])
+        around = np.maximum(_dist(self.ct[i - 1], self.at[j]), _dist(self.ct[i + 1], self.at[j]))
+        edit = (dist > self.params.tile_changed) & (dist > 2 * around)
+        if not 0 < int(edit.sum()) <= self.params.local_tiles:
+            return None
+        rest = dist[~edit]
+        if float(rest.max()) > self.params.tile_changed:
+            return None
+        return float(rest.mean())
+
     def near(self, a: int, b: int) -> bool:
         if not (self.has_p[a] and self.has_p[b]):
             return False
@@ -995,9 +1038,19 @@ class _Aligner:
                 continue
             inside = range(cuts[0] + 1, cuts[-1] + 1)
             strong = bool(self.strong_cut[cuts[0]]) and bool(self.strong_cut[cuts[-1]])
-            if strong or -1 in self.split_score(inside, offset):
+            if strong or any(self.another_picture(i, offset) for i in inside):
                 orphans.update(inside)
         return orphans
+
+    def another_picture(self, i: int, offset: int) -> bool:
+        """Whether clip frame ``i`` lands (under ``offset``) on a sampled anchored frame
+        and is not that picture: a *mismatch* of step 7. A local edit (at most a quarter
+        of the picture changed) is the camera's frame, altered — its own two cuts (in and
+        out of the edit, relative to slow content) make no replacement."""
+        j = self.slot_of(self.q[i] + offset)
+        if j is None or not self.sampled[j] or not self.has_p[i]:
+            return False
+        return self.compare_anchor(i, j).kind == "mismatch"
 
     # -- 6. order ----------------------------------------------------------------------
 
@@ -1087,6 +1140,16 @@ class _Aligner:
                 )
 
             best = min(candidates, key=key)
+            if self.compare_anchor(best, j).kind != "ok":
+                # No frame here shows j as it is. A frame that shows it but for a local
+                # edit of its own is j's frame: the edit moved its hash, so by Hamming
+                # distance an untouched neighbour (a frame of motion away) won, and would
+                # be judged altered on the tiles where it moved.
+                edited = [
+                    (score, x) for x in candidates if (score := self.edited_view(x, j)) is not None
+                ]
+                if edited:
+                    best = min(edited)[1]
             if best not in chosen:
                 chosen[best] = j
         return chosen
