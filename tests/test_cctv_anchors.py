@@ -42,11 +42,12 @@ from cctvchain.chaincode.cctv.anchors import (
     MAX_SEGMENT_BYTES,
     MAX_SEGMENT_SPAN_MS,
 )
-from cctvchain.chaincode.cctv.model import Anchor, AnchorEvent, Segment
+from cctvchain.chaincode.cctv.model import Anchor, AnchorEvent, Segment, last_anchored
 from cctvchain.client.transaction import ClientIdentity, EndorsementError
 from cctvchain.codec import encode
 from cctvchain.crypto import sha256
-from cctvchain.ledger.keys import split_composite_key
+from cctvchain.ledger.keys import create_composite_key, split_composite_key
+from cctvchain.ledger.records import Version
 from cctvchain.ledger.validation import TxValidationCode
 from cctvchain.ordering.orderer import BroadcastRefused
 from cctvchain.tx.messages import Envelope, contract_event_id
@@ -71,10 +72,14 @@ def open_camera(world: World, camera_id: str, **fields: Any) -> tuple[Chain, Cli
 def anchor(
     world: World, chain: Chain, identity: ClientIdentity, segment: Segment
 ) -> dict[str, Any]:
+    """Anchor ``segment``: the committed anchor as GetAnchor gives it, and its tx id
+    (``_tx``). The transaction itself answers nothing (it is in every anchor)."""
     committed = invoke(world.net, identity, "AnchorSegment", b64(segment))
+    assert committed.raw == b""
     chain.accept(segment)
-    result: dict[str, Any] = committed.result
-    result["_tx"] = committed.event.tx_id
+    stored = query(world.net, world.po, "GetAnchor", segment.camera_id, str(segment.sequence))
+    assert stored["txId"] == committed.event.tx_id
+    result: dict[str, Any] = {**stored, "_tx": committed.event.tx_id}
     return result
 
 
@@ -90,9 +95,7 @@ def test_a_chain_of_segments_is_anchored_and_read_back_with_ledger_positions(
         anchored.append(anchor(world, chain, cam, segment))
         net.clock.advance(1_000)
     for i, result in enumerate(anchored):
-        # The answer is small (it is in every anchor transaction): the camera knows its
-        # segment and its hash. GetAnchor(s) have the rest.
-        assert result == {"sequence": i, "late": False, "_tx": result["_tx"]}
+        assert (result["sequence"], result["late"]) == (i, False)
     head = query(net, world.po, "GetAnchorHead", "A-1")
     assert head == {
         "camera": "A-1",
@@ -243,22 +246,31 @@ def test_out_of_sequence_replayed_and_unchained_segments_are_refused(world: Worl
 def test_a_replayed_transaction_and_a_racing_fork_are_invalidated_at_commit(world: World) -> None:
     net = world.net
     chain, cam = open_camera(world, "A-6")
+    # Two different first segments endorsed before either commits, ordered together:
+    # nothing precedes them, so only the read of the (absent) new anchor's key tells
+    # them apart at commit.
     envelope = net.prepare(cam, "cctv", "AnchorSegment", [b64(chain.next())])
+    rival = net.prepare(
+        cam, "cctv", "AnchorSegment", [b64(chain.next(merkle_root=sha256(b"rival")))]
+    )
     net.broadcast(envelope)
+    net.broadcast(rival)
     net.cut()
     [event] = net.deliver()
     assert [(t.tx_id, t.code) for t in event.transactions] == [
-        (tx_id_of(envelope), TxValidationCode.VALID)
+        (tx_id_of(envelope), TxValidationCode.VALID),
+        (tx_id_of(rival), TxValidationCode.MVCC_READ_CONFLICT),
     ]
     chain.accept(chain.next())
+    assert query(net, world.po, "GetAnchor", "A-6", "0")["segment"] == b64(chain.anchored[0])
     before = fingerprint(net)[3]
     # The very same envelope broadcast again: a duplicate, flagged and not applied.
     net.broadcast(envelope)
     net.cut()
     [event] = net.deliver()
     assert [t.code for t in event.transactions] == [TxValidationCode.DUPLICATE_TXID]
-    # Two different segments 1, endorsed against the same head and ordered together: the
-    # chain cannot fork, the second one fails its read of the head.
+    # Two different segments 1, endorsed against the same chain and ordered together:
+    # the chain cannot fork, the second one fails its read of the new anchor's key.
     net.clock.advance(SEGMENT_MS)
     first = net.prepare(cam, "cctv", "AnchorSegment", [b64(chain.next())])
     second = net.prepare(
@@ -275,6 +287,57 @@ def test_a_replayed_transaction_and_a_racing_fork_are_invalidated_at_commit(worl
     assert before != fingerprint(net)[3]
     head = query(net, world.po, "GetAnchorHead", "A-6")
     assert head["sequence"] == 1 and head["segmentHash"] == chain.next().hash().hex()
+
+
+def test_the_last_anchored_sequence_is_found_with_few_reads() -> None:
+    for head in [-1, 0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 100, 1023, 1024, 8639, 10**6]:
+        asked: list[int] = []
+
+        def is_anchored(sequence: int, head: int = head, asked: list[int] = asked) -> bool:
+            asked.append(sequence)
+            return sequence <= head
+
+        assert last_anchored(is_anchored) == head
+        assert len(asked) <= 2 * max(head, 1).bit_length() + 2, (head, asked)
+
+
+def test_the_head_is_the_last_anchor_through_refusals_and_a_resumed_chain(world: World) -> None:
+    """No head record: GetAnchorHead finds the last anchor, after any number of anchors,
+    after refusals (which leave nothing), and an extractor resuming from it (a new
+    process that knows only what GetAnchorHead says) continues the chain."""
+    net = world.net
+    chain, cam = open_camera(world, "A-13")
+    for sequence in range(6):
+        net.clock.advance(SEGMENT_MS)
+        anchor(world, chain, cam, chain.next())
+        last = chain.anchored[-1]
+        assert query(net, cam, "GetAnchorHead", "A-13") == {
+            "camera": "A-13",
+            "sequence": sequence,
+            "segmentHash": last.hash().hex(),
+            "captureEnd": last.capture_end_ms,
+        }
+    net.clock.advance(SEGMENT_MS)
+    message = refuse(
+        net, cam, "AnchorSegment", b64(replace(chain.next(), sequence=9)), code="SEQUENCE_GAP"
+    )
+    assert message.endswith("skips 3 segment(s) (next is 6)")
+    message = refuse(net, cam, "AnchorSegment", b64(chain.anchored[2]), code="SEQUENCE_REPLAY")
+    assert message.endswith("was already anchored (next is 6)")
+    head = query(net, cam, "GetAnchorHead", "A-13")
+    assert head["sequence"] == 5 and head["segmentHash"] == chain.anchored[5].hash().hex()
+    # A restarted extractor: its chain is rebuilt from the head alone.
+    resumed = Chain("A-13", head["captureEnd"])
+    resumed.sequence = head["sequence"] + 1
+    resumed.previous = bytes.fromhex(head["segmentHash"])
+    for _ in range(3):
+        net.clock.advance(SEGMENT_MS)
+        anchor(world, resumed, cam, resumed.next())
+    head = query(net, world.po, "GetAnchorHead", "A-13")
+    assert head["sequence"] == 8 and head["segmentHash"] == resumed.anchored[-1].hash().hex()
+    listed = query(net, world.po, "GetAnchors", "A-13", "0", str(2**62))
+    assert [a["sequence"] for a in listed] == list(range(9))
+    assert [a["previousHash"] for a in listed[1:]] == [a["segmentHash"] for a in listed[:-1]]
 
 
 def test_cameras_that_are_not_approved_cannot_anchor(world: World) -> None:
@@ -459,14 +522,19 @@ def test_a_revoked_camera_certificate_is_refused_by_endorsers_orderer_and_valida
 
 
 # What the contract makes of one anchor transaction: its response payload (read-write
-# set, event, answer; issue #7 allows 1 MB of ledger per camera-hour, 360 anchors).
-# Measured: ~1,350 bytes for a 4-character camera id: the reads of the camera, of its
-# chain head and of the channel configuration (ACL), ~240 bytes with their framing; the
-# anchor (the ~260-byte segment, time received, lateness) ~390 with its key; the chain
-# head ~170; the tx-id index key ~80; the event ~110; the answer ~75; the proposal hash
-# and message framing the rest. 1,400 bytes is 0.5 MB an hour: half the budget, the
-# other half for the proposal (the segment again, base64), signatures and the block.
-ANCHOR_RESPONSE_PAYLOAD_BYTES = 1_400
+# set, event, answer; issue #7 allows 1 MB of ledger per camera-hour, 360 anchors, so
+# 2,777 bytes per anchor block). Measured: 1,188 bytes for a 4-character camera id and
+# sequence 1: the reads of the camera, of the previous anchor, of the new anchor's
+# (absent) key and of the channel configuration (ACL), ~390 bytes with their framing;
+# the anchor (the ~260-byte segment, time received, lateness) ~390 with its key; the
+# tx-id index key ~80; the event ~60; the empty answer ~50; the proposal hash and
+# message framing the rest. Each key written or read once more would cost ~70 bytes.
+ANCHOR_RESPONSE_PAYLOAD_BYTES = 1_220
+
+
+def _kind_and_attributes(key: str) -> tuple[str, tuple[str, ...]]:
+    kind, attributes = split_composite_key(key)
+    return kind, tuple(attributes)
 
 
 def test_an_anchor_transaction_is_small_and_its_anchor_is_its_history_entry(
@@ -474,6 +542,9 @@ def test_an_anchor_transaction_is_small_and_its_anchor_is_its_history_entry(
 ) -> None:
     net = world.net
     chain, cam = open_camera(world, "A-12")
+    first = chain.next()
+    first_tx = anchor(world, chain, cam, first)
+    net.clock.advance(SEGMENT_MS)
     segment = chain.next()
     tx_id = anchor(world, chain, cam, segment)["_tx"]
     stored = net.peers[0].ledger.get_tx(tx_id)
@@ -488,21 +559,32 @@ def test_an_anchor_transaction_is_small_and_its_anchor_is_its_history_entry(
         f", answer {len(payload.response.encode())}"
     )
     assert len(raw) <= ANCHOR_RESPONSE_PAYLOAD_BYTES
-    # Written: the anchor, the chain head and the tx-id index; no historian record.
-    written = {split_composite_key(w.key)[0]: w.value for w in ns.writes}
-    assert sorted(written) == ["anchor", "anchor~head", "anchor~tx"]
-    assert Anchor.decode(written["anchor"]) == Anchor(
+    # Written: the anchor and the tx-id index; no chain head, no historian record.
+    written = {split_composite_key(w.key)[0]: w for w in ns.writes}
+    assert sorted(written) == ["anchor", "anchor~tx"]
+    assert split_composite_key(written["anchor"].key)[1] == ["A-12", f"{1:020d}"]
+    assert Anchor.decode(written["anchor"].value) == Anchor(
         segment, envelope.proposal.timestamp_ms, False
     )
-    assert written["anchor~tx"] == b""
-    # Read (and checked at commit): the camera and its chain head.
-    assert sorted(split_composite_key(r.key)[0] for r in ns.reads) == ["anchor~head", "camera"]
+    assert written["anchor~tx"].value == b""
+    # Read (and checked at commit): the camera, the previous anchor (at the version its
+    # transaction wrote) and the new anchor's key, absent (a second anchor of sequence 1
+    # endorsed meanwhile fails this read). Nothing else: no range query.
+    assert not ns.range_queries
+    reads = {_kind_and_attributes(r.key): r.version for r in ns.reads}
+    camera = net.peers[0].ledger.dump_state()[("cctv", create_composite_key("camera", ["A-12"]))]
+    assert reads == {
+        ("camera", ("A-12",)): camera.version,
+        ("anchor", ("A-12", f"{0:020d}")): Version(first_tx["block"], first_tx["tx"]),
+        ("anchor", ("A-12", f"{1:020d}")): None,
+    }
     [event] = payload.events
     assert (event.name, AnchorEvent.decode(event.payload)) == (
         "AnchorSegment",
-        AnchorEvent("A-12", 0, False),
+        AnchorEvent("A-12", 1),
     )
-    assert json.loads(payload.response.payload) == {"sequence": 0, "late": False}
+    assert event.payload == encode(["A-12", 1])  # no type tag, no lateness
+    assert payload.response.payload == b""  # no answer
     # The historian still lists it, with every field of an entry.
     stamp = envelope.proposal.timestamp_ms
     entry = {
@@ -513,7 +595,7 @@ def test_an_anchor_transaction_is_small_and_its_anchor_is_its_history_entry(
         "participant": "camera A-12",
         "org": CITY,
         "camera": "A-12",
-        "details": {"sequence": "0", "late": "false"},
+        "details": {"sequence": "1", "late": "false"},
     }
     assert query(net, world.po, "GetHistoryRecord", tx_id) == entry
     by_camera = {"camera": "A-12"}

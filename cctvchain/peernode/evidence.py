@@ -32,10 +32,9 @@ import numpy.typing as npt
 
 from cctvchain.chaincode.cctv.model import (
     K_ANCHOR,
-    K_ANCHOR_HEAD,
     NAMESPACE,
     Anchor,
-    AnchorHead,
+    last_anchored,
     padded,
 )
 from cctvchain.codec import CodecError
@@ -118,10 +117,16 @@ def anchors_overlapping(
     one ending at or after ``start`` (as the contract's GetAnchors does), then walk on
     until one starts after ``end``.
     """
-    raw = reader.get_state(NAMESPACE, create_composite_key(K_ANCHOR_HEAD, [camera_id]))
-    if raw is None:
+    head = last_anchored(
+        lambda sequence: (
+            reader.get_state(
+                NAMESPACE, create_composite_key(K_ANCHOR, [camera_id, padded(sequence)])
+            )
+            is not None
+        )
+    )
+    if head < 0:
         return []
-    head = AnchorHead.decode(raw.value).sequence
 
     def anchor(sequence: int) -> Located:
         located = load_anchor(reader, camera_id, sequence)

@@ -6,10 +6,15 @@ Each refusal carries its own code so that the extractor and an auditor can tell 
 replay from a gap from a forgery.
 
 What one anchor writes (a camera writes one every 10 s, so every byte counts 360 times
-an hour): the :class:`Anchor` (the segment, time received, late flag), the
-camera's :class:`AnchorHead`, and one empty-valued key ``anchor~tx`` that finds the
-anchor by (a prefix of) its transaction id. The anchor is its own historian entry
-(:func:`anchor_history`) and its event payload is a small :class:`AnchorEvent`.
+an hour): the :class:`Anchor` (the segment, time received, late flag) and one
+empty-valued key ``anchor~tx`` that finds the anchor by (a prefix of) its transaction
+id. What it reads: the camera, the previous anchor (its segment gives the hash to link
+to and the capture end) and the new anchor's own key, which must be absent: that read
+is what makes two anchors of one sequence endorsed concurrently conflict at commit
+(the second fails MVCC). No chain-head record: the head is the last anchor
+(:func:`~cctvchain.chaincode.cctv.model.last_anchored`), looked for only by queries and
+refusals. The anchor is its own historian entry (:func:`anchor_history`), its event
+payload is a small :class:`AnchorEvent`, and the answer is empty.
 Time-range queries need no index: sequences and capture times grow together (a segment
 never starts before the previous one ended), so anchors in sequence order are in
 capture order and a binary search over sequences finds a time.
@@ -43,16 +48,15 @@ from cctvchain.chaincode.cctv.model import (
     DECOMMISSIONED,
     K_ANCHOR,
     K_ANCHOR_BY_TX,
-    K_ANCHOR_HEAD,
     K_CAMERA,
     PENDING,
     REJECTED,
     Anchor,
     AnchorEvent,
-    AnchorHead,
     Camera,
     HistorianRecord,
     Segment,
+    last_anchored,
     padded,
 )
 from cctvchain.chaincode.contract import ContractError, contract_function
@@ -120,6 +124,23 @@ def decode_segment(segment_b64: str) -> Segment:
     if not 0 <= span <= MAX_SEGMENT_SPAN_MS:
         raise _refuse("MALFORMED_SEGMENT", f"capture span of {span} ms is not plausible")
     return segment
+
+
+def anchor_key(stub: ChaincodeStub, camera_id: str, sequence: int) -> str:
+    return stub.create_composite_key(K_ANCHOR, [camera_id, padded(sequence)])
+
+
+def last_sequence(stub: ChaincodeStub, camera_id: str) -> int:
+    """The camera's last anchored sequence, -1 before its first. Its point reads are for
+    a query or a refusal (which commits nothing), never for an accepted anchor, whose
+    read set they would lengthen."""
+    return last_anchored(lambda s: stub.get_state(anchor_key(stub, camera_id, s)) is not None)
+
+
+def head_of(stub: ChaincodeStub, camera_id: str) -> Anchor | None:
+    """The camera's last anchor, None before its first."""
+    sequence = last_sequence(stub, camera_id)
+    return None if sequence < 0 else load(stub, Anchor, K_ANCHOR, camera_id, padded(sequence))
 
 
 def anchor_tx_key(stub: ChaincodeStub, tx_id: str, camera_id: str, sequence: int) -> str:
@@ -265,7 +286,7 @@ def _identify(stub: ChaincodeStub, segment_b64: str) -> tuple[Segment, Camera]:
 
 class AnchorFunctions:
     @contract_function
-    def AnchorSegment(self, stub: ChaincodeStub, segment_b64: str) -> dict[str, Any]:
+    def AnchorSegment(self, stub: ChaincodeStub, segment_b64: str) -> None:
         segment, camera = _identify(stub, segment_b64)
         subject = acl.Subject(camera.id, CAMERA_ROLE, camera.owner_org, camera.control_room)
         require_transaction(
@@ -284,58 +305,57 @@ class AnchorFunctions:
                 f"capture ends {segment.capture_end_ms - now} ms after the transaction time "
                 f"(allowed skew {MAX_FUTURE_SKEW_MS} ms)",
             )
-        head = load(stub, AnchorHead, K_ANCHOR_HEAD, camera.id)
-        expected = 0 if head is None else head.sequence + 1
-        if segment.sequence < expected:
+        # The new anchor's key must be absent and the previous one's present. These two
+        # reads are all the read set holds of the chain: when either check fails the
+        # transaction is refused (nothing commits), and only then is the head looked for,
+        # to say where the chain stands.
+        sequence = segment.sequence
+        if stub.get_state(anchor_key(stub, camera.id, sequence)) is not None:
+            expected = last_sequence(stub, camera.id) + 1
             raise _refuse(
                 "SEQUENCE_REPLAY",
-                f"segment {segment.sequence} of camera {camera.id} was already anchored "
+                f"segment {sequence} of camera {camera.id} was already anchored "
                 f"(next is {expected})",
                 STATUS_CONFLICT,
             )
-        if segment.sequence > expected:
-            raise _refuse(
-                "SEQUENCE_GAP",
-                f"segment {segment.sequence} of camera {camera.id} skips "
-                f"{segment.sequence - expected} segment(s) (next is {expected})",
-                STATUS_CONFLICT,
-            )
-        previous = GENESIS_SEGMENT_HASH if head is None else head.segment_hash
-        if segment.previous_hash != previous:
+        previous = None
+        if sequence > 0:
+            previous = load(stub, Anchor, K_ANCHOR, camera.id, padded(sequence - 1))
+            if previous is None:
+                expected = last_sequence(stub, camera.id) + 1
+                raise _refuse(
+                    "SEQUENCE_GAP",
+                    f"segment {sequence} of camera {camera.id} skips "
+                    f"{sequence - expected} segment(s) (next is {expected})",
+                    STATUS_CONFLICT,
+                )
+        previous_hash = GENESIS_SEGMENT_HASH if previous is None else previous.segment.hash()
+        if segment.previous_hash != previous_hash:
             raise _refuse(
                 "BROKEN_CHAIN",
-                f"segment {segment.sequence} links to {segment.previous_hash.hex()[:16]}…, the "
-                f"camera's previous segment is {previous.hex()[:16]}…",
+                f"segment {sequence} links to {segment.previous_hash.hex()[:16]}…, the "
+                f"camera's previous segment is {previous_hash.hex()[:16]}…",
                 STATUS_CONFLICT,
             )
-        if head is not None and segment.capture_start_ms < head.capture_end_ms:
+        if previous is not None and segment.capture_start_ms < previous.segment.capture_end_ms:
             raise _refuse(
                 "CAPTURE_OVERLAP",
-                f"segment {segment.sequence} starts before the previous one ended",
+                f"segment {sequence} starts before the previous one ended",
                 STATUS_CONFLICT,
             )
-        segment_hash = segment.hash()
         anchor = Anchor(
             segment=segment,
             received_ms=now,
             late=now - segment.capture_end_ms > LATE_AFTER_MS,
         )
-        save(stub, anchor, K_ANCHOR, camera.id, padded(segment.sequence))
-        save(
-            stub,
-            AnchorHead(segment.sequence, segment_hash, segment.capture_end_ms),
-            K_ANCHOR_HEAD,
-            camera.id,
-        )
+        save(stub, anchor, K_ANCHOR, camera.id, padded(sequence))
         # The tx id is the key; the value would only repeat it.
-        stub.put_state(anchor_tx_key(stub, stub.get_tx_id(), camera.id, segment.sequence), b"")
-        stub.set_event(
-            "AnchorSegment", AnchorEvent(camera.id, segment.sequence, anchor.late).encode()
-        )
-        # The answer is in every anchor transaction: no more than the submitter needs
-        # (its camera, segment and hash are its own, the tx id is in its proposal, and
-        # the extractor reads only the commit status). GetAnchor has the full record.
-        return {"sequence": segment.sequence, "late": anchor.late}
+        stub.put_state(anchor_tx_key(stub, stub.get_tx_id(), camera.id, sequence), b"")
+        stub.set_event("AnchorSegment", AnchorEvent(camera.id, sequence).encode())
+        # No answer: it would be in every anchor transaction, and the submitter needs
+        # none (its segment is its own, the tx id is in its proposal, the extractor reads
+        # only the commit status: block and validation code). GetAnchor has the record.
+        return None
 
     @contract_function(read_only=True)
     def GetAnchors(
@@ -346,13 +366,13 @@ class AnchorFunctions:
         start, end = parse_int(from_ms, "from"), parse_int(to_ms, "to")
         if end < start:
             raise ContractError("the time range ends before it starts", code="BAD_ARGUMENT")
-        head = load(stub, AnchorHead, K_ANCHOR_HEAD, camera_id)
-        if head is None:
+        head = last_sequence(stub, camera_id)
+        if head < 0:
             return []
         # Capture start and end never decrease along the sequence (CAPTURE_OVERLAP), so
         # the overlapping anchors are consecutive: find the first one whose capture ends
         # at or after ``start`` by bisection, then walk on until one starts after ``end``.
-        low, high = 0, head.sequence + 1
+        low, high = 0, head + 1
         while low < high:
             middle = (low + high) // 2
             if self._anchor(stub, camera_id, padded(middle)).segment.capture_end_ms < start:
@@ -360,7 +380,7 @@ class AnchorFunctions:
             else:
                 high = middle
         found = []
-        for sequence in range(low, head.sequence + 1):
+        for sequence in range(low, head + 1):
             anchor = self._anchor(stub, camera_id, padded(sequence))
             if anchor.segment.capture_start_ms > end:
                 break
@@ -379,14 +399,14 @@ class AnchorFunctions:
         from it), otherwise camera data under Algorithm 1."""
         if not _is_the_camera(stub, camera_id):
             require_access(stub, camera_id)
-        head = load(stub, AnchorHead, K_ANCHOR_HEAD, camera_id)
+        head = head_of(stub, camera_id)
         if head is None:
             return {"camera": camera_id, "sequence": -1, "segmentHash": GENESIS_SEGMENT_HASH.hex()}
         return {
             "camera": camera_id,
-            "sequence": head.sequence,
-            "segmentHash": head.segment_hash.hex(),
-            "captureEnd": head.capture_end_ms,
+            "sequence": head.segment.sequence,
+            "segmentHash": head.segment.hash().hex(),
+            "captureEnd": head.segment.capture_end_ms,
         }
 
     @staticmethod
@@ -402,5 +422,5 @@ class AnchorFunctions:
 
     @staticmethod
     def _positioned(stub: ChaincodeStub, camera_id: str, anchor: Anchor) -> dict[str, Any]:
-        key = stub.create_composite_key(K_ANCHOR, [camera_id, padded(anchor.segment.sequence)])
+        key = anchor_key(stub, camera_id, anchor.segment.sequence)
         return anchor_json(anchor, anchoring_write(stub, key))

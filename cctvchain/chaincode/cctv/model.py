@@ -6,9 +6,10 @@ zero-padded so that key order is numeric order (anchors by sequence, history by 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from cctvchain.codec import Message
+from cctvchain.codec import DecodeError, Message, canonical
 from cctvchain.crypto import sha256
 
 NAMESPACE = "cctv"
@@ -33,7 +34,8 @@ K_CAMERA = "camera"
 K_CAMERA_BY_IDENTITY = "camera~identity"
 K_GRANT = "grant"
 K_ANCHOR = "anchor"
-K_ANCHOR_HEAD = "anchor~head"
+# Ledgers written before 2026-11 also hold an ``anchor~head`` key per camera (the chain's
+# tip, rewritten by every anchor); nothing reads it any more: see :func:`last_anchored`.
 K_ANCHOR_BY_TX = "anchor~tx"
 K_HISTORY = "history"
 K_HISTORY_BY_CAMERA = "history~camera"
@@ -45,6 +47,30 @@ SEQ_WIDTH = 20  # digits: enough for any u64
 
 def padded(number: int) -> str:
     return str(number).zfill(SEQ_WIDTH)
+
+
+def last_anchored(is_anchored: Callable[[int], bool]) -> int:
+    """A camera's last anchored sequence (-1 before its first), from ``is_anchored``
+    (whether ``anchor|camera|sequence`` exists).
+
+    A camera's anchors are exactly the sequences 0..head: AnchorSegment accepts only the
+    next one and nothing deletes an anchor. So existence is monotone and an exponential
+    then binary search finds the head in ~2·log2(head) point reads (~36 for a year of
+    10 s segments), where a range scan would read every anchor of the camera and stop
+    at the stub's range limit. No head record is kept: it cost every anchor a read and
+    a ~170-byte write."""
+    if not is_anchored(0):
+        return -1
+    present, absent = 0, 1
+    while is_anchored(absent):
+        present, absent = absent, absent * 2
+    while absent - present > 1:
+        middle = (present + absent) // 2
+        if is_anchored(middle):
+            present = middle
+        else:
+            absent = middle
+    return present
 
 
 @dataclass(frozen=True)
@@ -148,8 +174,8 @@ class Anchor(Message):
 
     It is also the historian's entry of its ``AnchorSegment`` transaction (see
     :mod:`cctvchain.chaincode.cctv.historian`): anchors leave no separate record. Version 2
-    stores nothing the ledger already has: not the segment hash (``segment.hash()``; the
-    chain head keeps the tip's), nor the transaction id (the id of the very transaction
+    stores nothing the ledger already has: not the segment hash (``segment.hash()``), nor
+    the transaction id (the id of the very transaction
     that wrote this value: the key's first entry in the ledger's history index).
     """
 
@@ -161,23 +187,45 @@ class Anchor(Message):
 
 
 @dataclass(frozen=True)
-class AnchorHead(Message):
-    """The tip of a camera's segment chain."""
+class AnchorEvent:
+    """The payload of an ``AnchorSegment`` contract event: which segment was anchored.
 
-    TYPE = "cctv.anchor_head"
+    One per camera every 10 s, so it holds only what the event cannot tell by itself:
+    the canonical array ``[camera_id, sequence]`` (7 bytes for a 4-character camera id).
+    No type tag: the event's name says what the payload is. No lateness: that is the
+    anchor's (GetAnchor). The transaction id, event id and time are the event's own
+    (the committer's ``ContractEvent`` and the block carry them); the historian entry,
+    if needed, is ``GetHistoryRecord(tx_id)``. Blocks written before 2026-11 carry the
+    typed ``cctv.anchor_event`` message (with a late flag) instead: :meth:`decode`
+    reads both.
+    """
+
+    camera_id: str
     sequence: int
-    segment_hash: bytes
-    capture_end_ms: int
+
+    def encode(self) -> bytes:
+        return canonical.encode([self.camera_id, self.sequence])
+
+    @classmethod
+    def decode(cls, raw: bytes) -> AnchorEvent:
+        value = canonical.decode(raw)
+        if isinstance(value, dict):
+            legacy = _AnchorEventV1.from_wire(value)
+            return cls(legacy.camera_id, legacy.sequence)
+        if (
+            not isinstance(value, list)
+            or len(value) != 2
+            or not isinstance(value[0], str)
+            or type(value[1]) is not int
+            or value[1] < 0
+        ):
+            raise DecodeError("$", "an anchor event is [camera id, sequence >= 0]")
+        return cls(value[0], value[1])
 
 
 @dataclass(frozen=True)
-class AnchorEvent(Message):
-    """The payload of an ``AnchorSegment`` contract event: which segment was anchored.
-
-    Deliberately small (one per camera every 10 s). The transaction id, event id and
-    time are the event's own (the committer's ``ContractEvent`` and the block carry
-    them); the historian entry, if needed, is ``GetHistoryRecord(tx_id)``.
-    """
+class _AnchorEventV1(Message):
+    """The anchor event's payload in blocks written before 2026-11 (read only)."""
 
     TYPE = "cctv.anchor_event"
     camera_id: str
