@@ -19,7 +19,8 @@ a real network and the ledger's growth is measured.
   anchor may carry one-off bytes: its anchor head, a certificate later referenced by
   hash); then ``--segments`` segments per policy are anchored and a peer's ledger is
   measured before and after: the block files' bytes (as stored: each block's framing,
-  header, transactions, orderer signature, validation flags) and the LevelDB index's
+  header, transactions, orderer signature, validation flags, compressed as the ledger
+  stores them; the saving is shown on its own line) and the LevelDB index's
   logical growth (every key and value added or grown: world state, history, tx-id and
   block indexes), read back with :meth:`~cctvchain.ledger.store.Ledger.dump_index`.
   The LevelDB directory's growth on disk (its write-ahead log until compaction) is shown
@@ -68,6 +69,7 @@ from cctvchain.ledger import keys
 from cctvchain.ledger.block import Block
 from cctvchain.ledger.blockfile import encode_frame
 from cctvchain.ledger.store import Ledger
+from cctvchain.ledger.stored import store_block_bytes
 from cctvchain.network.config import load_network_config
 from cctvchain.network.material import enroll_identity
 from cctvchain.node import tls
@@ -187,7 +189,9 @@ def figures(m: Measured, segment_ms: int) -> dict[str, Any]:
     block_growth = m.after.block_bytes - m.before.block_bytes
     index = index_growth(m.before.index, m.after.index)
     index_total = sum(index.values())
-    frames = sum(len(encode_frame(b.encode())) for b in m.blocks)
+    # The blocks' frames as stored (compressed) and as they would be uncompressed.
+    frames = sum(len(encode_frame(store_block_bytes(b.encode()))) for b in m.blocks)
+    canonical_frames = sum(len(encode_frame(b.encode())) for b in m.blocks)
     tx_bytes = sum(len(e) for e in m.envelopes)
     parts: dict[str, float] = {}
     written: dict[str, float] = {}
@@ -197,7 +201,12 @@ def figures(m: Measured, segment_ms: int) -> dict[str, Any]:
         for kind, size in written_by_type(raw).items():
             written[kind] = written.get(kind, 0) + size / n
     per_segment = (block_growth + index_total) / n
-    block_overhead = (block_growth - tx_bytes) / n
+    # Before compression: what a block holds beyond its transactions. Compression then
+    # takes its share off the whole frame (block_compression_bytes, negative).
+    block_overhead = (canonical_frames - tx_bytes) / n
+    compression = (block_growth - canonical_frames) / n
+    # Blocks shared by many cameras: the overhead goes, compressed as the rest is.
+    stored_overhead = block_overhead * block_growth / canonical_frames if canonical_frames else 0
     records = sum(len(r.encode()) for s in m.segments for r in s.records) / n
     segment_bytes = sum(len(s.segment.encode()) for s in m.segments) / n
     return {
@@ -215,6 +224,7 @@ def figures(m: Measured, segment_ms: int) -> dict[str, Any]:
         "transaction_parts": parts,
         "written_values_by_key_type": written,
         "block_overhead_bytes": block_overhead,
+        "block_compression_bytes": compression,
         "block_file_bytes": block_growth / n,
         # The block files grew by exactly the anchoring blocks' frames: nothing else written.
         "only_anchor_blocks": frames == block_growth,
@@ -223,7 +233,7 @@ def figures(m: Measured, segment_ms: int) -> dict[str, Any]:
         "index_disk_bytes": (m.after.index_disk_bytes - m.before.index_disk_bytes) / n,
         "bytes_per_segment": per_segment,
         "bytes_per_camera_hour": per_segment * per_hour,
-        "bytes_per_camera_hour_shared_blocks": (per_segment - block_overhead) * per_hour,
+        "bytes_per_camera_hour_shared_blocks": (per_segment - stored_overhead) * per_hour,
         "block_files_per_camera_hour": block_growth / n * per_hour,
         "offchain_record_bytes_per_segment": records,
     }
@@ -406,6 +416,11 @@ def show(f: dict[str, Any]) -> None:
         f"  {'block overhead (header, orderer signature, flags, framing)':<64}"
         f"{f['block_overhead_bytes']:>9.0f} B"
     )
+    if "block_compression_bytes" in f:
+        print(
+            f"  {'compression in the block files (zlib, see ledger/stored.py)':<64}"
+            f"{f['block_compression_bytes']:>9.0f} B"
+        )
     print(f"  {'= block files':<64}{f['block_file_bytes']:>9.0f} B")
     print(f"  {'LevelDB index, logical (keys + values)':<64}{f['index_bytes']:>9.0f} B")
     for label, size in f["index_parts"].items():
