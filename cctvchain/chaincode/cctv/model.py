@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Self
 
 from cctvchain.codec import DecodeError, Message, canonical
 from cctvchain.crypto import sha256
@@ -173,17 +174,41 @@ class Anchor(Message):
     """A committed segment, with how it was received.
 
     It is also the historian's entry of its ``AnchorSegment`` transaction (see
-    :mod:`cctvchain.chaincode.cctv.historian`): anchors leave no separate record. Version 2
-    stores nothing the ledger already has: not the segment hash (``segment.hash()``), nor
-    the transaction id (the id of the very transaction
-    that wrote this value: the key's first entry in the ledger's history index).
+    :mod:`cctvchain.chaincode.cctv.historian`): anchors leave no separate record. It
+    stores nothing the ledger already has: not the segment hash (``segment.hash()``),
+    nor the transaction id (the id of the very transaction that wrote this value: the
+    key's first entry in the ledger's history index).
+
+    Stored (:meth:`encode`) as the canonical array ``[segment, received_ms, late]``, the
+    segment being its own typed map, exactly as the camera signed it: the key's object
+    type (``anchor``) says what the value is, so the type tag, version and field names
+    of a typed message would only repeat it in every anchor (~44 bytes, 360 times a
+    camera-hour). Ledgers written before 2026-11 hold the typed ``cctv.anchor`` version 2
+    map instead: :meth:`decode` reads both.
     """
 
     TYPE = "cctv.anchor"
-    VERSION = 2
+    VERSION = 2  # of the typed form (read only)
     segment: Segment
     received_ms: int  # the transaction's timestamp
     late: bool  # committed well after its capture ended (e.g. drained from a spool)
+
+    def encode(self) -> bytes:
+        return canonical.encode([self.segment.to_wire(), self.received_ms, self.late])
+
+    @classmethod
+    def decode(cls, data: bytes, *, max_size: int | None = None) -> Self:
+        value = canonical.decode(data, max_size=max_size)
+        if isinstance(value, dict):
+            return cls.from_wire(value)
+        if not isinstance(value, list) or len(value) != 3:
+            raise DecodeError("$", "an anchor is [segment, received_ms, late]")
+        segment, received_ms, late = value
+        if type(received_ms) is not int:
+            raise DecodeError("$[1]", "received_ms must be an integer")
+        if type(late) is not bool:
+            raise DecodeError("$[2]", "late must be a boolean")
+        return cls(Segment.from_wire(segment, "$[0]"), received_ms, late)
 
 
 @dataclass(frozen=True)
