@@ -228,6 +228,25 @@ def test_a_high_contrast_edit_on_a_sampled_frame_is_altered_there_only(
     assert anomaly.tiles and set(anomaly.tiles) <= {(2, 3), (2, 4), (3, 3), (3, 4)}
 
 
+def test_a_neighbour_closer_by_hash_noise_is_not_judged_instead_of_the_frame() -> None:
+    """Re-encoding noise moves hashes as much as a frame of motion does: a neighbour of
+    the frame in a sampled slot can match the sampled hash better (measured: 0 bits
+    against the frame's own 2 in a 720p/300k copy). The frame that is the sampled
+    picture, tile for tile, is the one compared — not the neighbour, whose tiles moved."""
+    cam = _camera_with_a_fast_object(43)
+    rng = np.random.default_rng(20)
+    clip = build_clip(cam, span(0, 300, exact=False), rng)
+    for j in (75, 150, 225):
+        sampled = int.from_bytes(cam.frames[j].dct_hash or bytes(8), "big")
+        clip[j] = replace(clip[j], dct_hash=(sampled ^ 0b101).to_bytes(8, "big"))
+        clip[j + 1] = replace(clip[j + 1], dct_hash=sampled.to_bytes(8, "big"))
+    result = align(clip, cam.frames)
+    assert result.verdict == Verdict.AUTHENTIC_REENCODED, result.anomalies
+    assert [f.status for f in result.frames if f.clip_index in (75, 76, 150, 151)] == [
+        FrameStatus.PERCEPTUAL
+    ] * 4
+
+
 @pytest.mark.parametrize("exact", [True, False])
 @pytest.mark.parametrize("retime", [True, False])
 def test_two_seconds_cut_out(cam: Camera, exact: bool, retime: bool) -> None:

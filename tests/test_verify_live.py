@@ -72,6 +72,7 @@ class Live:
     root: Path
     clips: dict[str, Path]
     capture: list[int]  # capture time (ms) of each recording frame, from the ledger
+    boxed: int  # a sampled recording frame (the first of a capture second), boxed
     po: Path  # P-77's wallet (granted access)
     po2: Path  # P-78's wallet (no access)
 
@@ -167,7 +168,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         assert "spool empty" in output and "Traceback" not in output
 
         # The truth: each recording frame's capture time, by its anchored digest.
-        anchored = {r.digest: r.capture_time_ms for r in _anchored_records(world)}
+        records = _anchored_records(world)
+        anchored = {r.digest: r.capture_time_ms for r in records}
+        sampled = {r.digest for r in records if r.perceptual is not None}
         frames = fingerprint_clip(recording).frames
         assert len(frames) >= RECORD_S * 25 - 25
         missing = [f.index for f in frames if f.digest not in anchored]
@@ -176,6 +179,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         assert capture == sorted(capture)
 
         count = len(frames)
+        # A frame whose anchored record carries the perceptual fingerprint: a re-encoded
+        # copy is compared with the camera's picture directly there.
+        boxed = next(f.index for f in frames if f.index > EDIT + 50 and f.digest in sampled)
         other = make_clip(
             root / "other.mp4", source="mandelbrot", size="640x360", seconds=4.0, bframes=0
         )
@@ -197,6 +203,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                 *("-b:v", "500k"),
             ),
             "box": transcode(recording, root / "box.mkv", "-vf", BOX, *LOSSLESS),
+            "box-sampled": transcode(
+                recording,
+                root / "box-sampled.mp4",
+                *("-vf", BOX.replace(f"eq(n,{EDIT})", f"eq(n,{boxed})"), *REENCODE),
+            ),
             "cut": _concat(root, "cut.mkv", [(0, 0, EDIT), (0, EDIT + 50, count)], [recording]),
             "insert": _concat(
                 root,
@@ -224,6 +235,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             root,
             clips,
             capture,
+            boxed,
             wallet_dir(config, "Police", "po"),
             wallet_dir(config, "Police", "po2"),
         )
@@ -315,6 +327,25 @@ def test_one_frame_with_a_small_region_changed_is_altered_at_that_frame(live: Li
     assert "ALTERED" in page and f"clip frame {EDIT}" in page
     # The evidence the network served re-checks offline, with the same verdict.
     assert main(["verify-bundle", str(bundle), str(live.clips["box"]), "--quiet"]) == 3
+
+
+def test_a_box_on_a_sampled_frame_of_a_reencoded_copy_is_altered_at_that_frame(
+    live: Live,
+) -> None:
+    # The edit moves the frame's DCT hash: the camera's sampled picture must still be
+    # compared with the edited frame (not an untouched neighbour), and the edit is no
+    # replacement (INSERTED) of the frame.
+    code, report = verify(live, "box-sampled", "--quiet")
+    assert code == 3
+    anomaly = only(report, "ALTERED")
+    assert anomaly["first_frame"] == anomaly["last_frame"] == live.boxed, report["anomalies"]
+    assert abs(anomaly["capture_start_ms"] - live.capture[live.boxed]) <= FRAME_MS / 2
+    assert anomaly["tiles"] and {tuple(t) for t in anomaly["tiles"]} <= {
+        (3, 3),
+        (3, 4),
+        (4, 3),
+        (4, 4),
+    }
 
 
 def test_two_seconds_cut_out_are_missing_there(live: Live) -> None:

@@ -118,11 +118,15 @@ The algorithm
      at crf 18, crf 28 and 720p/300k), while its other tiles matched the sampled frame
      within a mean of 0.1-0.8 grey levels, its neighbours' within 1.5-2.6 — so by
      Hamming distance an untouched neighbour, a frame of motion away, won, and was
-     judged altered on the tiles where it moved. Same content (Hamming ≤ 12, no tile
-     beyond 14) → matches; tiles beyond 14 with Hamming ≤ 12, or at most 16 of them (a
-     quarter of the picture: a small high-contrast edit moves the DCT hash beyond 12
-     bits at low resolutions) → ``ALTERED`` on those tiles; otherwise → *mismatch* (not
-     that frame at all).
+     judged altered on the tiles where it moved. Failing such a frame, one that is the
+     same content (below) is preferred: hashes a frame apart differ by re-encoding
+     noise as much as by motion (honest 720p/300k and 180p/60k copies of a 640x360
+     recording: the frame in the slot at 2-4 bits with no tile beyond 7 grey levels, a
+     neighbour at 0-2 bits with tiles 16-25 away where the picture moved, which was
+     reported altered). Same content (Hamming ≤ 12, no tile beyond 14) → matches; tiles
+     beyond 14 with Hamming ≤ 12, or at most 16 of them (a quarter of the picture: a
+     small high-contrast edit moves the DCT hash beyond 12 bits at low resolutions) →
+     ``ALTERED`` on those tiles; otherwise → *mismatch* (not that frame at all).
    * every other frame (no anchored perceptual fingerprint to compare with) is judged
      by its neighbours in the clip. A *transient* local change — tiles that differ from
      both the previous and the next clip frame by more than 14 and by more than twice
@@ -1141,15 +1145,20 @@ class _Aligner:
 
             best = min(candidates, key=key)
             if self.compare_anchor(best, j).kind != "ok":
-                # No frame here shows j as it is. A frame that shows it but for a local
-                # edit of its own is j's frame: the edit moved its hash, so by Hamming
-                # distance an untouched neighbour (a frame of motion away) won, and would
-                # be judged altered on the tiles where it moved.
+                # The Hamming-best frame is not j as it is. A frame that shows j but for a
+                # local edit of its own is j's frame: the edit moved its hash, so an
+                # untouched neighbour (a frame of motion away) won by Hamming distance and
+                # would be judged altered on the tiles where it moved. Else a frame that
+                # is j as it is: hashes a frame apart differ by re-encoding noise as much
+                # as by motion, the tiles of a neighbour by motion beyond the threshold.
                 edited = [
                     (score, x) for x in candidates if (score := self.edited_view(x, j)) is not None
                 ]
+                same = [x for x in candidates if self.compare_anchor(x, j).kind == "ok"]
                 if edited:
                     best = min(edited)[1]
+                elif same:
+                    best = min(same, key=key)
             if best not in chosen:
                 chosen[best] = j
         return chosen
