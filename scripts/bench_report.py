@@ -367,6 +367,7 @@ def ledger_rows(data: dict[str, Any]) -> list[Row]:
                 f"{_f(figures.get('segment_s'), 0)} s anchored and measured, "
                 f"{_f(figures.get('perceptual_per_segment'), 0)} perceptual fingerprints each)",
                 f"{_kb(per_hour)} ({_f(figures.get('bytes_per_segment'), 0)} B per segment; "
+                f"block files alone {_kb(figures.get('block_files_per_camera_hour'))}; "
                 f"{_kb(figures.get('bytes_per_camera_hour_shared_blocks'))} with shared blocks)",
                 f"the {LEDGER_GOAL_BYTES / 1e6:g} MB limit" if normal else NA,
                 f"{per_hour / LEDGER_GOAL_BYTES:.2f} of the limit" if normal else NA,
@@ -638,6 +639,7 @@ def ledger_details(data: dict[str, Any]) -> list[str]:
     row("(LevelDB directory growth on disk)", "index_disk_bytes")
     row("**per segment**", "bytes_per_segment")
     for label, key in (
+        ("block files per camera-hour", "block_files_per_camera_hour"),
         ("**per camera-hour**", "bytes_per_camera_hour"),
         (
             "per camera-hour with blocks shared by many cameras",
