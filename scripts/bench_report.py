@@ -860,7 +860,9 @@ def ledger_notes(data: dict[str, Any]) -> list[str]:
     return [
         f"- **Ledger bytes** at the normal policy: {per_hour / 1000:,.0f} kB per camera-hour, "
         f"{per_hour / LEDGER_GOAL_BYTES:.1f}x the 1 MB limit ({per_segment:,.0f} B per segment "
-        f"against a budget of {budget:,.0f} B). The largest parts per segment: "
+        f"against a budget of {budget:,.0f} B; the block files alone "
+        f"{float(normal.get('block_files_per_camera_hour', math.nan)) / 1000:,.0f} kB, the "
+        "rest is the peer's LevelDB index). The largest parts per segment: "
         + ", ".join(f"{label} {size:,.0f} B ({size / per_segment:.0%})" for label, size in top)
         + f". The segment itself is {float(normal.get('segment_bytes', 0.0)):,.0f} B (the "
         "breakdown is in the ledger section below)."
