@@ -172,6 +172,9 @@ class CameraNetwork:
         """``AnchorSegment`` by the camera's own identity; where it landed on the ledger."""
         segment_b64 = base64.b64encode(sealed.segment.encode()).decode("ascii")
         committed = self.invoke(self.cameras[camera_id], "AnchorSegment", segment_b64)
+        # As the frame extractor does: once a block carried the camera's certificate, its
+        # transactions name it by reference (32 bytes instead of the PEM).
+        self.cameras[camera_id] = referenced(self.cameras[camera_id])
         ref = AnchorRef(sealed.segment, committed.event.block, committed.event.index)
         return ref, committed
 
@@ -197,6 +200,12 @@ class CameraNetwork:
 
     def close(self) -> None:
         self.net.close()
+
+
+def referenced(identity: ClientIdentity) -> ClientIdentity:
+    """``identity`` naming itself by certificate reference, where the client offers it."""
+    by_reference = getattr(identity, "referenced", None)
+    return by_reference() if callable(by_reference) else identity
 
 
 def segment_clip(
