@@ -862,7 +862,14 @@ def ledger_notes(data: dict[str, Any]) -> list[str]:
         f"{per_hour / LEDGER_GOAL_BYTES:.1f}x the 1 MB limit ({per_segment:,.0f} B per segment "
         f"against a budget of {budget:,.0f} B; the block files alone "
         f"{float(normal.get('block_files_per_camera_hour', math.nan)) / 1000:,.0f} kB, the "
-        "rest is the peer's LevelDB index). The largest parts per segment: "
+        "rest is the peer's LevelDB index). The largest parts per segment (the transaction's "
+        "and the block's before the block files' compression"
+        + (
+            f", which saves {-float(normal['block_compression_bytes']):,.0f} B"
+            if isinstance(normal.get("block_compression_bytes"), int | float)
+            else ""
+        )
+        + "): "
         + ", ".join(f"{label} {size:,.0f} B ({size / per_segment:.0%})" for label, size in top)
         + f". The segment itself is {float(normal.get('segment_bytes', 0.0)):,.0f} B (the "
         "breakdown is in the ledger section below)."
