@@ -127,7 +127,12 @@ def test_tx(ledger_dir: Path) -> None:
 
 
 def test_history_verify_rebuild(ledger_dir: Path) -> None:
-    text = ok("history", "cam1", "--ledger", ledger_dir)
+    # History entries hold no values: they are read from the block, so (as for rebuild)
+    # the process must know the transaction's type.
+    refused = fails("history", "cam1", "--ledger", ledger_dir)
+    assert "cannot read transaction 0 of block 1 for its history" in refused
+    assert "unknown message type 'test.kv_tx'" in refused
+    text = ok("history", "cam1", "--ledger", ledger_dir, test_types=True)
     assert "cctv / cam1: 2 write(s)" in text
     assert "block 1 tx 0  tx-ok  approved" in text and "block 2 tx 0  tx-del  (deleted)" in text
     data = json.loads(

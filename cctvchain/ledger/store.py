@@ -8,7 +8,9 @@ Commit protocol (``append_block``):
    compressed, see :mod:`cctvchain.ledger.stored`; plain canonical frames of older
    ledgers read the same);
 3. write ONE LevelDB batch with ``sync=True``: block-number and block-hash index, tx-id
-   index, state writes with their versions, history entries, the certificate registry
+   index, state writes with their versions, history entries (keys only: which block and
+   transaction wrote which key; the tx id and value are read from the block, as in
+   Fabric's history database), the certificate registry
    (every PEM certificate the block's transactions carry, keyed by its SHA-256, whatever
    their validation codes), and the savepoint.
 
@@ -29,7 +31,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +70,7 @@ from cctvchain.ledger.errors import (
     LedgerInUseError,
     LedgerNotFoundError,
 )
-from cctvchain.ledger.reader import LedgerSnapshot, StateReader, read_savepoint
+from cctvchain.ledger.reader import HistoryResolver, LedgerSnapshot, StateReader, read_savepoint
 from cctvchain.ledger.records import (
     BlockIndexEntry,
     HistoryRecord,
@@ -92,6 +94,9 @@ LOCK_FILE = "ledger.lock"
 
 # One index change: (key, value) puts, (key, None) deletes; applied in order.
 _Op = tuple[bytes, bytes | None]
+
+# The value of every history entry written now; older indexes hold a HistoryRecord.
+HISTORY_VALUE = b""
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,7 @@ class Ledger(StateReader):
         self._broken: str | None = None
         savepoint = read_savepoint(db)
         self._savepoint = savepoint or Savepoint(0, ZERO_HASH, 0, 0)
+        self._history = HistoryResolver(self.get_block)
 
     # -- opening and closing ---------------------------------------------------------------
 
@@ -267,6 +273,9 @@ class Ledger(StateReader):
             raise LedgerClosedError(f"ledger {self.path} is closed")
         return self._db
 
+    def _history_resolver(self) -> HistoryResolver:
+        return self._history
+
     def _check_writable(self) -> None:
         self._source()
         if self._broken is not None:
@@ -352,7 +361,7 @@ class Ledger(StateReader):
                 indexed.add(tx_id)
                 ops.append((tx_index_key, TxIndexEntry(number, tx.index, tx.code).encode()))
             if valid:
-                ops += self._write_ops(tx.tx.tx_id, tx.tx.state_writes(), number, tx.index, where)
+                ops += self._write_ops(tx.tx.state_writes(), number, tx.index, where)
         return ops
 
     def _certificate_ops(self, message: Message, registered: set[bytes]) -> list[_Op]:
@@ -376,7 +385,7 @@ class Ledger(StateReader):
         return ops
 
     @staticmethod
-    def _write_ops(tx_id: str, writes: Any, number: int, index: int, where: str) -> list[_Op]:
+    def _write_ops(writes: Any, number: int, index: int, where: str) -> list[_Op]:
         ops: list[_Op] = []
         for write in writes:
             try:
@@ -388,7 +397,9 @@ class Ledger(StateReader):
                 ops.append((state, None))
             else:
                 ops.append((state, keys.encode_versioned_value(number, index, write.value)))
-            ops.append((history, HistoryRecord(tx_id, write.value).encode()))
+            # The key alone: the tx id, the value and whether it is a delete are in the
+            # block (an is-delete flag would save no block read: the tx id needs one).
+            ops.append((history, HISTORY_VALUE))
         return ops
 
     def _apply(self, block: Block, ops: list[_Op], location: FrameLocation, *, sync: bool) -> None:
@@ -626,7 +637,7 @@ class Ledger(StateReader):
 
     def snapshot(self) -> LedgerSnapshot:
         """A consistent read view at the current height; close it when done."""
-        return LedgerSnapshot(self._source().snapshot())
+        return LedgerSnapshot(self._source().snapshot(), self._history)
 
     def channel_config(self) -> ChannelConfig:
         """The channel configuration in force (committed by the last config transaction)."""
@@ -664,6 +675,7 @@ class Ledger(StateReader):
             previous = ZERO_HASH
             number = 0
             tx_count = 0
+            history_count = 0
             carried: set[bytes] = set()
             for item in self._blocks.scan(0, 0):
                 if not isinstance(item, GoodFrame):
@@ -675,13 +687,19 @@ class Ledger(StateReader):
                         file=name,
                     )
                 block = self._verify_frame(item, number, previous)
-                self._verify_index(db, block, item.location, carried)
+                history_count += self._verify_index(db, block, item.location, carried)
                 previous = block.hash()
                 number += 1
                 tx_count += len(block.transactions)
             if number != self.height or previous != self.head_hash:
                 raise LedgerCorruptError(
                     f"the block files hold {number} blocks but the index has {self.height}"
+                )
+            indexed = sum(1 for _ in db.iterator(prefix=keys.HISTORY_PREFIX, include_value=False))
+            if indexed != history_count:
+                raise LedgerCorruptError(
+                    f"the history index holds {indexed} entries but the blocks' valid "
+                    f"transactions make {history_count} writes"
                 )
             extra = self.certificate_references() - carried
             if extra:
@@ -711,8 +729,10 @@ class Ledger(StateReader):
 
     def _verify_index(
         self, db: Any, block: Block, location: FrameLocation, carried: set[bytes]
-    ) -> None:
+    ) -> int:
+        """Check the index entries of ``block``; return how many history entries it has."""
         number = block.number
+        history_count = 0
         name = file_name(location.file)
 
         def disagree(what: str) -> LedgerCorruptError:
@@ -752,3 +772,32 @@ class Ledger(StateReader):
                     raise disagree(f"transaction {tx.index} has another code in the index")
             elif (tx_entry.block, tx_entry.tx) > (number, tx.index):
                 raise disagree(f"transaction {tx.index}'s id is indexed at a later position")
+            if tx.code == TxValidationCode.VALID:
+                history_count += self._verify_history(db, tx.tx, number, tx.index, disagree)
+        return history_count
+
+    @staticmethod
+    def _verify_history(
+        db: Any,
+        tx: Any,
+        number: int,
+        index: int,
+        disagree: Callable[[str], LedgerCorruptError],
+    ) -> int:
+        """Check the history entries of a valid transaction: the key only, or (an index
+        written before history values were dropped) a record of its id and the value."""
+        writes = {(w.namespace, w.key): w.value for w in tx.state_writes()}
+        for (namespace, key), value in writes.items():
+            raw = db.get(keys.history_key(namespace, key, number, index))
+            if raw == HISTORY_VALUE:
+                continue
+            what = f"transaction {index}'s write of {namespace}/{key!r}"
+            if raw is None:
+                raise disagree(f"{what} is not in the history index")
+            try:
+                record = HistoryRecord.decode(raw)
+            except CodecError as exc:
+                raise disagree(f"{what} has a damaged history entry: {exc}") from exc
+            if record != HistoryRecord(tx.tx_id, value):
+                raise disagree(f"{what} has another tx id or value in the history index")
+        return len(writes)
