@@ -8,6 +8,8 @@ ranges over strings. Key families, one leading byte each:
   NUL, so the first NUL ends the namespace; keys may contain NUL (composite keys do).
 * ``y`` history: ``y | ns | 0x00 | u32 len(key) | key | u64 block | u32 tx``. The
   length prefix keeps the entries of key ``"a"`` apart from those of ``"a\\x00b"``.
+  The value is empty (Fabric's history database): the writing transaction's id and
+  value are in the block; indexes written before 2026-11 hold a ``HistoryRecord``.
 * ``n`` block number → location, ``h`` block hash → number, ``t`` tx id → position,
   ``m:savepoint`` → what the index covers.
 * ``c`` certificate registry: ``c | SHA-256(PEM)`` → the PEM, for every certificate

@@ -102,7 +102,8 @@ def load_anchor(reader: StateReader, camera_id: str, sequence: int) -> Located |
         ) from None
     # The anchor is written once (AnchorSegment refuses a replay): its first write is
     # the anchoring transaction, as the contract's GetAnchor reports it.
-    history = reader.get_history(NAMESPACE, key)
+    # Only the version is used: the index has it, no block is read (values=False).
+    history = reader.get_history(NAMESPACE, key, values=False)
     first = history[0].version if history else found.version
     return Located(anchor, first.block, first.tx)
 
@@ -158,7 +159,7 @@ def config_blocks(reader: StateReader) -> list[int]:
     """The blocks after genesis holding a VALID configuration transaction: the channel
     configuration's key in the history index (only valid writes are indexed), so no
     block is read to find them."""
-    history = reader.get_history(CONFIG_NAMESPACE, CONFIG_KEY)
+    history = reader.get_history(CONFIG_NAMESPACE, CONFIG_KEY, values=False)
     return sorted({entry.version.block for entry in history if entry.version.block > 0})
 
 
