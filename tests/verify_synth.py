@@ -13,7 +13,7 @@ re-timed contiguously (what an editor's export does) or kept.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -207,3 +207,24 @@ def span(a: int, b: int, **kw: object) -> list[Source]:
 def foreign(seed: int, n: int) -> list[Source]:
     rng = np.random.default_rng(seed)
     return [Source(None, exact=False, foreign=c, tag=str(seed)) for c in walk(rng, n)]
+
+
+def periodic_camera(seed: int, seconds: float = 20.0, period_s: float = 12.0) -> Camera:
+    """A camera whose picture repeats every ``period_s`` seconds as the fingerprints see
+    it (ffmpeg's ``testsrc2`` pattern repeats every 12 s): moving content, but frame k
+    and frame k + period show the same picture. Digests stay distinct (other frames)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 1000 / FRAME_MS)
+    period = int(period_s * 1000 / FRAME_MS)
+    cycle = walk(rng, period)
+    content = [cycle[k % period] for k in range(n)]
+    base = camera(seed, seconds)
+    frames = [
+        replace(
+            f,
+            dct_hash=content[k].hash.to_bytes(8, "big") if f.sampled else None,
+            tiles=encode_tiles(content[k].tiles) if f.sampled else None,
+        )
+        for k, f in enumerate(base.frames)
+    ]
+    return Camera(content, frames)

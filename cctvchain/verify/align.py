@@ -59,8 +59,17 @@ The algorithm
    content, its own frame cut or replaced, or it lies just past the clip's end): the
    neighbour has more support (Σ (13 - hamming)² over its points), the offsets differ
    by at most 4 frames (or, under the neighbour's offset, the piece's sampled frames
-   lie outside the clip altogether), no content cut (step 5) separates the two, and
-   the neighbour's offset contradicts no sampled frame that the piece's frames land on;
+   lie outside the clip altogether, or they differ by a *repeat* of the camera's
+   picture to within 4 frames), no content cut (step 5) separates the two, and
+   the neighbour's offset contradicts no sampled frame that the piece's frames land on.
+   A repeat is the time between two sampled anchored frames more than ``ambiguous_ms``
+   apart that show the same content (Hamming ≤ 12, no tile beyond 14): periodic
+   content such as ffmpeg's ``testsrc2``, which repeats every 12 s as the fingerprints
+   see it. There a clip frame matches the camera's frame at its own time and the one a
+   period before equally well, up to re-encoding noise, so near the clip's end (where
+   the later showing has no sampled frame left to match) the earlier one placed a piece
+   a period back, which was reported ``DUPLICATED`` (an honest 20 s 1080p re-encode, at
+   18.5-20 s); a match shifted by a repeat places nothing;
    or (b) it lies between two pieces that agree with each other and no cut separates
    them (an island in continuous content — a real piece from elsewhere is bounded by
    cuts — is a coincidental match, e.g. in periodic content), or (c) it lies between
@@ -618,6 +627,10 @@ class _Aligner:
         self.exact_j = [-1] * self.n
         self.ambiguous_occurrences = 0
         self.notes: list[str] = []
+        self.twins = self.repeated_pictures()
+        self.repeat_shifts = sorted(
+            {self.t[b] - self.t[a] for a, found in self.twins.items() for b in found if b > a}
+        )
 
     def is_cut(self, ham: Any, changed: Any, med_ham: Any, med_changed: Any, span: int = 1) -> Any:
         """The cut criterion (module docstring, step 5), element-wise, between frames
@@ -711,6 +724,34 @@ class _Aligner:
             h <= self.params.frozen_hamming
             and float(_dist(self.ct[a], self.ct[b]).max()) <= self.params.frozen_tile
         )
+
+    def repeated_pictures(self) -> dict[int, set[int]]:
+        """The camera's repeated pictures: sampled anchored frame -> the other sampled
+        frames, more than ``ambiguous_ms`` away, that show the same content (Hamming
+        <= 12, no tile beyond 14) — periodic content such as a test pattern (ffmpeg's
+        ``testsrc2`` repeats every 12 s as the fingerprints see it)."""
+        sampled = [j for j in range(self.m) if self.sampled[j]]
+        out: dict[int, set[int]] = {}
+        if len(sampled) < 2:
+            return out
+        hashes = np.array([self.ah[j] for j in sampled], dtype=np.uint64)
+        times = np.array([self.t[j] for j in sampled], dtype=np.int64)
+        for k, j in enumerate(sampled[:-1]):
+            far = times[k + 1 :] - times[k] > self.params.ambiguous_ms
+            close = np.bitwise_count(hashes[k + 1 :] ^ hashes[k]) <= self.params.same_hamming
+            for x in np.flatnonzero(far & close):
+                other = sampled[k + 1 + int(x)]
+                if float(_dist(self.at[j], self.at[other]).max()) <= self.params.tile_changed:
+                    out.setdefault(j, set()).add(other)
+                    out.setdefault(other, set()).add(j)
+        return out
+
+    def repeat_shift(self, shift: float) -> bool:
+        """Whether the camera's picture repeats after about ``shift`` ms (either way):
+        two sampled anchored frames that far apart show the same content (within the
+        four frames a perceptual placement may be off by)."""
+        k = bisect.bisect_left(self.repeat_shifts, abs(shift) - 4 * self.delta)
+        return k < len(self.repeat_shifts) and self.repeat_shifts[k] <= abs(shift) + 4 * self.delta
 
     def informative(self, j: int) -> bool:
         tiles = self.at.get(j)
@@ -918,7 +959,8 @@ class _Aligner:
             not self.q[0] - self.tol_slot <= self.t[p.j] - offset <= self.q[-1] + self.tol_slot
             for p in x.points
         )
-        if abs(x.ref_offset() - offset) > 4 * self.delta and not outside:
+        shift = x.ref_offset() - offset
+        if abs(shift) > 4 * self.delta and not outside and not self.repeat_shift(shift):
             return False
         if x.points[0].i > host.points[-1].i:  # after the host
             lo, hi = host.points[-1].i, x.points[-1].i
