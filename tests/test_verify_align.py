@@ -542,3 +542,29 @@ def test_periodic_content_still_shows_a_second_shown_twice(exact: bool) -> None:
     sources = span(0, 200, exact=exact) + span(75, 100, exact=exact) + span(200, cam.n, exact=exact)
     anomaly = only(align(build_clip(cam, sources, rng), cam.frames), AnomalyKind.DUPLICATED)
     assert close(anomaly.first_frame, 200, 1) and close(anomaly.last_frame, 224, 1)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_periodic_content_too_repetitive_to_place_keeps_its_last_seconds(seed: int) -> None:
+    """A 7 s cycle in a 60 s clip: the sampled frames of a cycle's first seconds show up
+    9 times (too many to place: no points), and the cycle's wrap is a content cut. The
+    seconds after the last wrap still land on sampled frames they show: the camera's
+    own cut, not INSERTED frames."""
+    cam = periodic_camera(60 + seed, 60.0, 7.0)
+    rng = np.random.default_rng(seed)
+    result = align(build_clip(cam, span(0, cam.n, exact=False), rng), cam.frames)
+    assert result.anomalies == ()
+    assert result.verdict in (Verdict.AUTHENTIC_REENCODED, Verdict.UNVERIFIABLE)
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_foreign_seconds_after_a_cut_at_the_end_stay_inserted(periodic: bool) -> None:
+    """The stretch after the clip's last cut joins the piece only where it shows the
+    camera's sampled frames: foreign frames there are INSERTED."""
+    cam = periodic_camera(70, 60.0, 7.0) if periodic else camera(70, 60.0)
+    rng = np.random.default_rng(9)
+    sources = span(0, cam.n - 100, exact=False) + foreign(71, 100)
+    result = align(build_clip(cam, sources, rng), cam.frames)
+    assert AnomalyKind.INSERTED in kinds(result), result.reason
+    inserted = [a for a in result.anomalies if a.kind == AnomalyKind.INSERTED]
+    assert close(inserted[-1].first_frame, cam.n - 100, 1) and inserted[-1].last_frame == cam.n - 1

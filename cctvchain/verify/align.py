@@ -100,7 +100,13 @@ The algorithm
    agrees with the sampled anchored frames the gap frames land on (+1 for each that
    matches, -1 for each that does not), ties broken towards the middle. Before the
    first piece, frames up to the last cut are orphans; after the last, frames after
-   the first cut.
+   the first cut — except a stretch between two such cuts (or a cut and the clip's
+   edge), next to the piece, whose frames under the piece's offset land on sampled
+   anchored frames, one at least, and show every one of them (Hamming ≤ 12): the cut
+   is the camera's own, the piece extends over the stretch. Periodic content too
+   repetitive to give points of its own (more than ``max_occurrences``; a 7 s cycle
+   with a jump at each wrap, in a synthetic 60 s clip) left its last seconds
+   ``INSERTED``.
 6. **Order.** Each piece has a capture range (exact frames: ``t_j``; others ``q + o``).
    The heaviest chain of pieces (weight = frames) whose capture ranges increase in clip
    order is *in order*. A piece off that chain whose capture range overlaps a piece of
@@ -1030,6 +1036,12 @@ class _Aligner:
                 out.append(-1)
         return out
 
+    def agrees(self, frames: range, offset: int) -> bool:
+        """Whether ``frames`` under ``offset`` land on sampled anchored frames (one at
+        least) and show each of them."""
+        score = self.split_score(frames, offset)
+        return 1 in score and -1 not in score
+
     def assign(self, pieces: list[_Piece]) -> list[int]:
         owner = [-1] * self.n
         for piece in pieces:
@@ -1060,10 +1072,23 @@ class _Aligner:
             b.first = best_split + 1
         if pieces:
             first, last = pieces[0], pieces[-1]
+            # Past a cut at the clip's edge, a stretch whose every sampled slot (one at
+            # least) shows the camera's picture there is the camera's own cut (content
+            # too repetitive to place on its own, e.g. a test pattern's wrap).
             before = self.cuts_between(0, first.first)
-            first.first = before[-1] + 1 if before else 0
+            bounds = [-1, *before]
+            while len(bounds) > 1 and self.agrees(
+                range(bounds[-2] + 1, bounds[-1] + 1), first.ref_offset()
+            ):
+                bounds.pop()
+            first.first = bounds[-1] + 1
             after = self.cuts_between(last.last, self.n - 1)
-            last.last = after[0] if after else self.n - 1
+            bounds = [*after, self.n - 1]
+            while len(bounds) > 1 and self.agrees(
+                range(bounds[0] + 1, bounds[1] + 1), last.ref_offset()
+            ):
+                bounds.pop(0)
+            last.last = bounds[0]
         for k, piece in enumerate(pieces):
             orphans = self.replaced_in_place(piece)
             piece.frames = [i for i in range(piece.first, piece.last + 1) if i not in orphans]
