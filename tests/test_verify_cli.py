@@ -441,3 +441,58 @@ def test_a_still_scene_on_real_video(tmp_path: Path) -> None:
     for clip in (reencoded, box):
         verdict, kinds = verdict_of(clip)
         assert verdict == "UNVERIFIABLE" and kinds == [], (clip.name, verdict, kinds)
+
+
+def test_an_honest_reencode_of_a_repeating_test_pattern_is_authentic_reencoded(
+    tmp_path: Path,
+) -> None:
+    """ffmpeg's ``testsrc2`` repeats every 12 s as the fingerprints see it: in a 20 s
+    recording each frame after 12 s matches the camera's frame at its own time and the
+    one 12 s before equally well, up to re-encoding noise. An honest re-encode was judged
+    DUPLICATED at its last second (crf 23 at 320x180; crf 23-30 at 1080p): it must be
+    AUTHENTIC_REENCODED, and the decode-exact recording AUTHENTIC."""
+    from cctvchain.chaincode.cctv.model import SamplingPolicy
+    from cctvchain.ingest import perceptual as P
+    from cctvchain.ingest.segment import Segmenter
+    from cctvchain.media import decode_frames
+    from cctvchain.verify.result import verify_clip
+
+    h264 = ("-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-bf", "0")
+    recording = tmp_path / "pattern.mp4"
+    ffmpeg(
+        *("-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "20"),
+        *h264,
+        *("-crf", "23", "-pix_fmt", "yuv420p", str(recording)),
+    )
+    segmenter = Segmenter("CAM-PATTERN", SamplingPolicy("normal", 1), segment_ms=10_000)
+    sealed = []
+    for f in decode_frames(recording):
+        done = segmenter.add(
+            f.pts_ms,
+            1_767_225_600_000 + f.pts_ms,
+            f.digest,
+            lambda f=f: P.fingerprint(f.thumbnail()),
+        )
+        if done is not None:
+            sealed.append(done)
+    last = segmenter.flush()
+    if last is not None:
+        sealed.append(last)
+    segments = [(s.segment, s.records) for s in sealed]
+
+    def verdict_of(clip: Path) -> tuple[str, list[tuple[str, int, int]]]:
+        result = verify_clip(fingerprint_clip(clip), "CAM-PATTERN", segments)
+        assert result.alignment is not None
+        anomalies = result.alignment.anomalies
+        return str(result.verdict), [
+            (a.kind.value, a.clip_start_ms, a.clip_end_ms) for a in anomalies
+        ]
+
+    assert verdict_of(recording) == ("AUTHENTIC", [])
+    for crf in ("23", "30"):
+        copy = transcode(
+            recording,
+            tmp_path / f"pattern-crf{crf}.mp4",
+            *(*h264, "-crf", crf, "-pix_fmt", "yuv420p"),
+        )
+        assert verdict_of(copy) == ("AUTHENTIC_REENCODED", []), crf
