@@ -568,3 +568,16 @@ def test_foreign_seconds_after_a_cut_at_the_end_stay_inserted(periodic: bool) ->
     assert AnomalyKind.INSERTED in kinds(result), result.reason
     inserted = [a for a in result.anomalies if a.kind == AnomalyKind.INSERTED]
     assert close(inserted[-1].first_frame, cam.n - 100, 1) and inserted[-1].last_frame == cam.n - 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limit (module docstring): a period that is not a multiple of the 1 s "
+    "sampling interval is seen between no two sampled frames, so the clip's second "
+    "showings place pieces a period away (false DUPLICATED/REORDERED)",
+)
+def test_an_honest_reencode_of_content_repeating_off_the_sampling_grid() -> None:
+    cam = periodic_camera(100, 20.0, 9.5)
+    rng = np.random.default_rng(0)
+    result = align(build_clip(cam, span(0, cam.n, exact=False), rng), cam.frames)
+    assert result.anomalies == ()

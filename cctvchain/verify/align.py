@@ -212,7 +212,12 @@ sampling interval that was moved or replaced may be reported as ``INSERTED`` rat
 than ``REORDERED``, a gap shorter than ``2.5 δ`` (about 0.1 s) is not resolved, and a
 hold shorter than the sampling interval that starts on a sampled frame is found only
 through its exit jump. A re-encoded copy of a still scene cannot be placed in time at
-all (``UNVERIFIABLE``). In a decode-exact copy every frame is checked bit for bit.
+all (``UNVERIFIABLE``). Periodic content is understood only when its period is a
+multiple of the sampling interval (a repeat is seen between two sampled frames, step
+4; ffmpeg's ``testsrc2``: 12 s) or when it repeats more than ``max_occurrences`` times
+in the clip (no points: ``UNVERIFIABLE``); a re-encoded copy of content repeating every
+9.5 s, say, still gives false ``DUPLICATED``/``REORDERED`` pieces (synthetic cameras).
+In a decode-exact copy every frame is checked bit for bit.
 """
 
 from __future__ import annotations
