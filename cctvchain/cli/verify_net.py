@@ -480,6 +480,14 @@ def _said(exc: NodeRefused) -> str:
     return f"{exc.code}: {exc.message}" if exc.message else exc.code
 
 
+def _skip(exc: NodeClientError) -> str:
+    """Why a peer is passed over for the next one; CliError (exit 1) when the failure is
+    an answer that another peer would give too (module docstring: which failures skip)."""
+    if not _skippable(exc):
+        raise CliError(str(exc), EXIT_FAILURE) from None
+    return str(exc)
+
+
 def _no_access(peer: PeerRef, camera: str, exc: NodeRefused) -> Verdictless:
     return Verdictless(f"no access to camera {camera}: {peer.label} refused: {_said(exc)}")
 
@@ -530,19 +538,12 @@ async def fetch_evidence(
             try:
                 say(f"locating the clip among camera {camera}'s anchors at {primary.label}")
                 located = await net.locate(primary, body)
-            except NodeRefused as exc:
-                if exc.status == 403:
-                    return _no_access(primary, camera, exc)
-                if not _skippable(exc):
-                    raise CliError(str(exc), EXIT_FAILURE) from None
-                failures.append(str(exc))
-                say(f"{primary.label} cannot serve ({_said(exc)}); trying the next peer")
-                continue
             except NodeClientError as exc:
-                if not _skippable(exc):
-                    raise CliError(str(exc), EXIT_FAILURE) from None
-                failures.append(str(exc))
-                say(f"{primary.label} cannot serve ({exc}); trying the next peer")
+                if isinstance(exc, NodeRefused) and exc.status == 403:
+                    return _no_access(primary, camera, exc)
+                failures.append(_skip(exc))
+                why = _said(exc) if isinstance(exc, NodeRefused) else str(exc)
+                say(f"{primary.label} cannot serve ({why}); trying the next peer")
                 continue
             outcome = await _with_witness(net, primary, located, plan, body, say)
             if isinstance(outcome, _NextPrimary):
@@ -572,17 +573,10 @@ async def _with_witness(
         say(f"cross-checking with {witness.label}")
         try:
             seen_there = await net.locate(witness, body)
-        except NodeRefused as exc:
-            if exc.status == 403:
-                return _access_disagreement(primary, witness, exc)
-            if not _skippable(exc):
-                raise CliError(str(exc), EXIT_FAILURE) from None
-            failures.append(str(exc))
-            continue
         except NodeClientError as exc:
-            if not _skippable(exc):
-                raise CliError(str(exc), EXIT_FAILURE) from None
-            failures.append(str(exc))
+            if isinstance(exc, NodeRefused) and exc.status == 403:
+                return _access_disagreement(primary, witness, exc)
+            failures.append(_skip(exc))
             continue
         span = union(located, seen_there)
         if span is None:
@@ -594,20 +588,14 @@ async def _with_witness(
         if ours is None:
             try:
                 ours = await net.evidence(primary, *span)
-            except NodeRefused as exc:
-                if exc.status == 403:
+            except NodeClientError as exc:
+                if isinstance(exc, NodeRefused) and exc.status == 403:
                     return _no_access(primary, net.camera, exc)
-                if exc.status == 404 and not _skippable(exc):
+                if isinstance(exc, NodeRefused) and exc.status == 404 and not _skippable(exc):
                     # e.g. no_anchors where the witness located some: behind, or hiding
                     # them; another first peer will tell (this one may then witness).
                     return _NextPrimary(f"{primary.label} serves no evidence: {_said(exc)}")
-                if not _skippable(exc):
-                    raise CliError(str(exc), EXIT_FAILURE) from None
-                return _NextPrimary(str(exc))
-            except NodeClientError as exc:
-                if not _skippable(exc):
-                    raise CliError(str(exc), EXIT_FAILURE) from None
-                return _NextPrimary(str(exc))
+                return _NextPrimary(_skip(exc))
             if not ours.anchors:
                 return Verdictless(
                     f"{primary.label} located the clip in camera {net.camera}'s anchors but "
@@ -616,17 +604,10 @@ async def _with_witness(
             served[span] = ours
         try:
             theirs = await _witness_bundle(net, witness, span, ours)
-        except NodeRefused as exc:
-            if exc.status == 403:
-                return _access_disagreement(primary, witness, exc)
-            if not _skippable(exc):
-                raise CliError(str(exc), EXIT_FAILURE) from None
-            failures.append(str(exc))
-            continue
         except NodeClientError as exc:
-            if not _skippable(exc):
-                raise CliError(str(exc), EXIT_FAILURE) from None
-            failures.append(str(exc))
+            if isinstance(exc, NodeRefused) and exc.status == 403:
+                return _access_disagreement(primary, witness, exc)
+            failures.append(_skip(exc))
             continue
         except _Skip as exc:
             failures.append(str(exc))
