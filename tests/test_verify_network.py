@@ -29,7 +29,6 @@ from cctvchain.cli.errors import CliError
 from cctvchain.cli.main import main
 from cctvchain.cli.verify_net import (
     PeerRef,
-    compare_bundles,
     locate_body,
     parse_time,
     peer_plan,
@@ -41,6 +40,7 @@ from cctvchain.network.material import enroll_identity
 from cctvchain.node import tls
 from cctvchain.verify.bundle import EvidenceBundle, read_bundle
 from cctvchain.verify.clip import fingerprint_clip
+from cctvchain.verify.crosscheck import compare_bundles
 
 pytestmark = pytest.mark.timeout(600)
 

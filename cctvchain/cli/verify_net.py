@@ -73,6 +73,7 @@ from cctvchain.node.errors import (
 )
 from cctvchain.node.runtime import format_url
 from cctvchain.verify.bundle import BundleError, EvidenceBundle, read_bundle
+from cctvchain.verify.crosscheck import anchoring_blocks, compare_bundles, short_hash
 from cctvchain.verify.fingerprints import ClipFingerprints
 from cctvchain.verify.result import EXIT_FAILURE, EXIT_USAGE, unverifiable
 
@@ -251,99 +252,6 @@ def peer_plan(
 def witnesses(primary: PeerRef, plan: Sequence[PeerRef]) -> list[PeerRef]:
     """Peers that may cross-check ``primary``: of a known organisation other than its."""
     return [p for p in plan if p.url != primary.url and p.org and p.org != primary.org]
-
-
-def _short(data: bytes) -> str:
-    return data.hex()[:16] + "…"
-
-
-def compare_bundles(
-    ours: EvidenceBundle,
-    theirs: EvidenceBundle,
-    a: str,
-    b: str,
-    span: tuple[int, int] | None = None,
-) -> list[str]:
-    """Where two peers' bundles for the capture ``span`` disagree (empty: they agree).
-
-    Compared up to the lower of the two ledger heights (the other peer may simply not
-    have the newest blocks yet): the genesis block, every block header both carry, the
-    configuration blocks, and the anchors (segment hash, block, position). An anchor
-    overlapping ``span`` must be served by both; a neighbour segment outside it is
-    compared only when both serve it (a peer bundles a neighbour only if it holds the
-    neighbour's frame records, which the camera uploads to some peers only).
-    """
-    diffs: list[str] = []
-    if ours.metadata.channel_id != theirs.metadata.channel_id:
-        diffs.append(
-            f"{a} serves channel {ours.metadata.channel_id!r}, "
-            f"{b} channel {theirs.metadata.channel_id!r}"
-        )
-    genesis_a, genesis_b = ours.genesis.header.hash(), theirs.genesis.header.hash()
-    if genesis_a != genesis_b:
-        diffs.append(
-            f"different genesis blocks: {_short(genesis_a)} at {a}, {_short(genesis_b)} at {b}"
-        )
-    common = min(ours.metadata.ledger_height, theirs.metadata.ledger_height)
-
-    def headers(bundle: EvidenceBundle) -> dict[int, bytes]:
-        found = {bundle.genesis.header.number: bundle.genesis.header.hash()}
-        found.update({c.header.number: c.header.hash() for c in bundle.config_updates})
-        found.update({h.number: h.hash() for h in bundle.headers})
-        return found
-
-    ha, hb = headers(ours), headers(theirs)
-    for number in sorted(set(ha) & set(hb)):
-        if ha[number] != hb[number]:
-            diffs.append(
-                f"block {number}: header hash {_short(ha[number])} at {a}, "
-                f"{_short(hb[number])} at {b}"
-            )
-    ca = {c.header.number for c in ours.config_updates if c.header.number < common}
-    cb = {c.header.number for c in theirs.config_updates if c.header.number < common}
-    for number in sorted(ca - cb):
-        diffs.append(f"configuration block {number} is served by {a}, not by {b}")
-    for number in sorted(cb - ca):
-        diffs.append(f"configuration block {number} is served by {b}, not by {a}")
-
-    def anchors(bundle: EvidenceBundle) -> dict[int, tuple[bytes, int, int]]:
-        return {
-            x.segment.sequence: (x.segment.hash(), x.tx.block, x.tx.index) for x in bundle.anchors
-        }
-
-    def overlapping(bundle: EvidenceBundle) -> set[int]:
-        if span is None:
-            return {x.segment.sequence for x in bundle.anchors}
-        return {
-            x.segment.sequence
-            for x in bundle.anchors
-            if x.segment.capture_start_ms <= span[1] and x.segment.capture_end_ms >= span[0]
-        }
-
-    aa, ab = anchors(ours), anchors(theirs)
-    required = overlapping(ours) | overlapping(theirs)
-    for first, second, one, other in ((aa, ab, a, b), (ab, aa, b, a)):
-        for sequence, (digest, block, index) in sorted(first.items()):
-            if block >= common:
-                continue
-            found = second.get(sequence)
-            if found is None and sequence not in required:
-                continue  # a neighbour the other peer holds no records of
-            if found is None:
-                diffs.append(
-                    f"segment {sequence} (block {block}) is anchored at {one}, missing at {other}"
-                )
-            elif found != (digest, block, index) and one == a:
-                diffs.append(
-                    f"segment {sequence}: hash {_short(digest)} in block {block} tx {index} "
-                    f"at {one}, hash {_short(found[0])} in block {found[1]} tx {found[2]} "
-                    f"at {other}"
-                )
-    return diffs
-
-
-def anchoring_blocks(bundle: EvidenceBundle) -> list[int]:
-    return sorted({a.tx.block for a in bundle.anchors})
 
 
 # -- the network ---------------------------------------------------------------------------
@@ -676,7 +584,7 @@ async def _witness_bundle(
     if seen is None:
         raise _Skip(f"{witness.label} does not have block {needed} yet")
     ours_hash = {h.number: h.hash() for h in ours.headers}.get(needed)
-    differs = "" if seen == ours_hash else f" (header hash {_short(seen)})"
+    differs = "" if seen == ours_hash else f" (header hash {short_hash(seen)})"
     return Verdictless(
         f"in block {needed}, {witness.label} holds block {needed}{differs} but serves no "
         "anchors for this time"
