@@ -1440,6 +1440,22 @@ class _Aligner:
                 )
         return [r for r in results if r is not None]
 
+    def altered(self, i: int, slot: int, judgement: _Judgement, note: str) -> FrameResult:
+        """Clip frame ``i`` in the slot of anchored frame ``slot``, ALTERED as judged."""
+        return FrameResult(
+            i,
+            self.q[i],
+            FrameStatus.ALTERED,
+            slot,
+            self.t[slot],
+            False,
+            judgement.hamming,
+            judgement.changed,
+            judgement.distances,
+            judgement.reference,
+            note=note,
+        )
+
     def plain_result(
         self, i: int, slot: int, judgement: _Judgement, base: FrameStatus
     ) -> FrameResult:
@@ -1452,18 +1468,8 @@ class _Aligner:
                 note = f"shows anchored frame {self._name(slot)} again"
             return FrameResult(i, self.q[i], base, slot, t, False, judgement.hamming, note=note)
         if judgement.kind == "altered":
-            return FrameResult(
-                i,
-                self.q[i],
-                FrameStatus.ALTERED,
-                slot,
-                t,
-                False,
-                judgement.hamming,
-                judgement.changed,
-                judgement.distances,
-                judgement.reference,
-                note="local change on " + _tile_names(judgement.changed),
+            return self.altered(
+                i, slot, judgement, "local change on " + _tile_names(judgement.changed)
             )
         if judgement.kind == "mismatch":
             return FrameResult(
@@ -1501,35 +1507,20 @@ class _Aligner:
             x in held or (x in judgements and judgements[x].kind in ("altered", "mismatch"))
             for x in stretch
         )
-        t = self.t[slot]
         if not visible or judgement.kind == "unknown":
-            return FrameResult(
+            return self.altered(
                 i,
-                self.q[i],
-                FrameStatus.ALTERED,
                 slot,
-                t,
-                False,
-                judgement.hamming,
-                judgement.changed,
-                judgement.distances,
-                judgement.reference,
-                note="not bit-exact where the rest of the copy is (frames "
+                judgement,
+                "not bit-exact where the rest of the copy is (frames "
                 f"{stretch[0]}-{stretch[-1]} between exact frames); no visible change found",
             )
         if judgement.kind == "mismatch":
-            return FrameResult(
+            return self.altered(
                 i,
-                self.q[i],
-                FrameStatus.ALTERED,
                 slot,
-                t,
-                False,
-                judgement.hamming,
-                judgement.changed,
-                judgement.distances,
-                judgement.reference,
-                note=f"another picture in the slot of anchored frame {self._name(slot)} "
+                judgement,
+                f"another picture in the slot of anchored frame {self._name(slot)} "
                 "inside a bit-exact copy",
             )
         return self.plain_result(i, slot, judgement, base)
