@@ -215,6 +215,8 @@ def test_ctrl_c_half_way_stops_everything(tmp_path: Path) -> None:
             seen.append(line)
             if line.startswith("      $ ffmpeg "):
                 break
+        else:
+            raise AssertionError("the demo ended without starting the NVR: " + "".join(seen))
         time.sleep(1.0)
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=120)

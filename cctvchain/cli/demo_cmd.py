@@ -122,7 +122,11 @@ def run(args: argparse.Namespace) -> int:
     stream = sys.stdout  # not what a command run inside the demo redirects it to
 
     def say(line: str) -> None:
-        print(line, file=stream, flush=True)  # each step shows as it happens
+        # One write per line (print() writes the newline separately) so that a line
+        # from another thread cannot land inside it; flushed so each step shows as it
+        # happens.
+        stream.write(line + "\n")
+        stream.flush()
 
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:

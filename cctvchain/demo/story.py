@@ -150,9 +150,16 @@ class Narrator:
     """Numbered step headings, indented detail lines, and the time since the start."""
 
     def __init__(self, out: Out) -> None:
-        self.out = out
+        self._out = out
+        # The ingest's output is relayed from another thread: without the lock its lines
+        # and the narration's could interleave mid-line.
+        self._lock = threading.Lock()
         self.number = 0
         self.started = time.monotonic()
+
+    def out(self, line: str) -> None:
+        with self._lock:
+            self._out(line)
 
     def step(self, title: str) -> None:
         self.number += 1
@@ -593,11 +600,11 @@ class IngestProcess:
                 log.write(line)
                 log.flush()
                 self.lines.append(line)
-                if self.FRAMES.search(line):
-                    self.frames.set()
                 # Drop the log's own date and level: the narration is the clock.
                 text = re.sub(r"^\S+ \S+ (INFO|WARNING|ERROR) ingest\[\S+\] ", "", line.rstrip())
                 self.say.shown(text, prefix="ingest| ")
+                if self.FRAMES.search(line):  # after it is shown: the narration stays in order
+                    self.frames.set()
 
     def saw(self, text: str) -> bool:
         return any(text in line for line in self.lines)
