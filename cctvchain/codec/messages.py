@@ -50,6 +50,7 @@ class Message:
     VERSION: ClassVar[int] = 1
     SUPPORTED_VERSIONS: ClassVar[tuple[int, ...]] = ()
     _field_converters: ClassVar[tuple[tuple[str, _Converter, _Converter], ...] | None] = None
+    _decode_plan: ClassVar[_Plan | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -61,6 +62,7 @@ class Message:
             raise TypeError(f"message type {type_name!r} already used by {existing}")
         _REGISTRY[type_name] = cls
         cls._field_converters = None
+        cls._decode_plan = None
 
     # -- hooks -------------------------------------------------------------------------
 
@@ -93,6 +95,33 @@ class Message:
         version = wire.get(VERSION_FIELD)
         if not isinstance(version, int) or isinstance(version, bool):
             raise DecodeError(path, f"{cls.TYPE}: missing or malformed version")
+        plan = _plan(cls)
+        if version == cls.VERSION and wire.keys() == plan.wire_keys:
+            # The common case: the current version with exactly the declared fields, so
+            # no copy of the fields and no unknown/missing sets are needed.
+            fields = wire
+        else:
+            fields = cls._checked_fields(wire, version, plan, path)
+        values: dict[str, Any] = {}
+        for name, scalar, from_wire in plan.decoders:
+            value = fields[name]
+            if scalar is None:
+                values[name] = from_wire(value, f"{path}.{name}")
+            elif type(value) is scalar:  # the check scalar_in makes, without a call
+                values[name] = value
+            else:
+                raise DecodeError(f"{path}.{name}", _expected(scalar, value))
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:  # __post_init__ validation
+            raise DecodeError(path, f"{cls.TYPE}: {exc}") from exc
+
+    @classmethod
+    def _checked_fields(
+        cls, wire: dict[str, Any], version: int, plan: _Plan, path: str
+    ) -> dict[str, Any]:
+        """The fields of ``wire`` lifted to the current version, or the precise error:
+        an unsupported version, unknown fields or missing fields."""
         supported = cls.SUPPORTED_VERSIONS or (cls.VERSION,)
         if version not in supported:
             raise UnsupportedVersion(
@@ -101,21 +130,13 @@ class Message:
         fields = {k: v for k, v in wire.items() if k not in (TYPE_FIELD, VERSION_FIELD)}
         if version != cls.VERSION:
             fields = cls.upgrade(version, fields)
-        converters = _converters(cls)
-        expected = {name for name, _, _ in converters}
-        unknown = sorted(set(fields) - expected)
+        unknown = sorted(set(fields) - plan.names)
         if unknown:
             raise DecodeError(path, f"{cls.TYPE}: unknown field(s) {', '.join(unknown)}")
-        missing = sorted(expected - set(fields))
+        missing = sorted(plan.names - set(fields))
         if missing:
             raise DecodeError(path, f"{cls.TYPE}: missing field(s) {', '.join(missing)}")
-        values = {
-            name: from_wire(fields[name], f"{path}.{name}") for name, _, from_wire in converters
-        }
-        try:
-            return cls(**values)
-        except (TypeError, ValueError) as exc:  # __post_init__ validation
-            raise DecodeError(path, f"{cls.TYPE}: {exc}") from exc
+        return fields
 
     @classmethod
     def decode(cls: type[M], data: bytes, *, max_size: int | None = None) -> M:
@@ -142,11 +163,39 @@ def message_class(type_name: str) -> type[Message] | None:
 # -- field converters, compiled once per class from the annotations ---------------------
 
 
+_KINDS: dict[type, str] = {dict: "map", list: "array", bytes: "bytes", str: "text", bool: "bool"}
+
+
 def _kind(value: Any) -> str:
-    names = {dict: "map", list: "array", bytes: "bytes", str: "text", bool: "bool"}
     if value is None:
         return "null"
-    return names.get(type(value), type(value).__name__)
+    return _KINDS.get(type(value), type(value).__name__)
+
+
+class _Plan:
+    """What decoding one message class needs, worked out once from its annotations."""
+
+    __slots__ = ("decoders", "names", "wire_keys")
+
+    def __init__(self, cls: type[Message]) -> None:
+        converters = _converters(cls)
+        self.names = frozenset(name for name, _, _ in converters)
+        # The keys of a current-version wire map: the fields plus the type and version.
+        self.wire_keys = self.names | {TYPE_FIELD, VERSION_FIELD}
+        # (name, scalar type or None, from_wire): a scalar field (int, str, bytes, bool)
+        # is checked inline by from_wire; the others go through their converter.
+        self.decoders = tuple(
+            (name, _SCALAR_OF.get(from_wire), from_wire) for name, _, from_wire in converters
+        )
+
+
+def _plan(cls: type[Message]) -> _Plan:
+    # Looked up in the class's own __dict__: a subclass must not use its parent's plan.
+    plan: _Plan | None = cls.__dict__.get("_decode_plan")
+    if plan is None:
+        plan = _Plan(cls)
+        cls._decode_plan = plan
+    return plan
 
 
 def _converters(cls: type[Message]) -> tuple[tuple[str, _Converter, _Converter], ...]:
@@ -166,6 +215,26 @@ def _converters(cls: type[Message]) -> tuple[tuple[str, _Converter, _Converter],
 
 def _identity_out(value: Any, path: str) -> Any:
     return value
+
+
+def _expected(scalar: type, value: Any) -> str:
+    return f"expected {scalar.__name__}, got {_kind(value)}"
+
+
+def _scalar_in(scalar: type) -> _Converter:
+    def scalar_in(value: Any, path: str) -> Any:
+        # bool is an int subclass: keep the two apart in both directions.
+        if type(value) is not scalar:
+            raise DecodeError(path, _expected(scalar, value))
+        return value
+
+    return scalar_in
+
+
+# One from_wire converter per scalar type, so that from_wire and tuple_in can recognise
+# a scalar field and make its type check inline (the same check, the same error).
+_SCALAR_IN: dict[Any, _Converter] = {t: _scalar_in(t) for t in (int, str, bytes, bool)}
+_SCALAR_OF: dict[_Converter, type] = {conv: t for t, conv in _SCALAR_IN.items()}
 
 
 def _compile(annotation: Any, where: str) -> tuple[_Converter, _Converter]:
@@ -195,10 +264,17 @@ def _compile(annotation: Any, where: str) -> tuple[_Converter, _Converter]:
         def tuple_out(value: Any, path: str) -> Any:
             return [item_out(item, f"{path}[{i}]") for i, item in enumerate(value)]
 
+        item_scalar = _SCALAR_OF.get(item_in)
+
         def tuple_in(value: Any, path: str) -> Any:
             if not isinstance(value, list):
                 raise DecodeError(path, f"expected array, got {_kind(value)}")
-            return tuple(item_in(item, f"{path}[{i}]") for i, item in enumerate(value))
+            if item_scalar is not None:  # scalar_in inline: no call, no path per item
+                for i, item in enumerate(value):
+                    if type(item) is not item_scalar:
+                        raise DecodeError(f"{path}[{i}]", _expected(item_scalar, item))
+                return tuple(value)
+            return tuple([item_in(item, f"{path}[{i}]") for i, item in enumerate(value)])
 
         return tuple_out, tuple_in
 
@@ -245,14 +321,6 @@ def _compile(annotation: Any, where: str) -> tuple[_Converter, _Converter]:
         return enum_out, enum_in
 
     if annotation in (int, str, bytes, bool):
-        scalar = annotation
-
-        def scalar_in(value: Any, path: str) -> Any:
-            # bool is an int subclass: keep the two apart in both directions.
-            if type(value) is not scalar:
-                raise DecodeError(path, f"expected {scalar.__name__}, got {_kind(value)}")
-            return value
-
-        return _identity_out, scalar_in
+        return _identity_out, _SCALAR_IN[annotation]
 
     raise TypeError(f"{where}: unsupported field annotation {annotation!r}")
