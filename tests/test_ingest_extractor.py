@@ -185,7 +185,11 @@ def test_sixty_seconds_from_a_live_camera_beside_an_nvr_recording_through_a_gate
     assert final["reconnects"] == 0 and final["frames_dropped"] == 0
     assert final["gaps_seen"] == final["gaps_reported"] == len(world.gaps(camera))
     assert "source lost" not in output
-    drained = [a for a in anchors if outage[0] * 1000 < a["captureEnd"] < outage[1] * 1000 - 2000]
+    # Segments sealed while the gateway was down committed only after it came back, so
+    # they waited far longer than a segment's usual second or two. (Judged by that wait,
+    # not by capture times against this host's clock: the camera's RTCP clock may be a
+    # few seconds off it.)
+    drained = [a for a in anchors if a["received"] - a["captureEnd"] > 10_000]
     assert len(drained) >= 2 and all(a["received"] > outage[1] * 1000 - 5000 for a in drained)
     # Every segment's records are held by peers of at least two organisations; the
     # anchored frames, in order, are their records (each with a checked proof).
