@@ -321,6 +321,13 @@ def _read_array(data: bytes, pos: int, depth: int, n: int) -> tuple[list[Value],
     return items, pos
 
 
+# Short map keys by their encoding (head included): the same field names come back in
+# every message. Besides skipping a UTF-8 decode, handing out the same str object each
+# time makes the dict lookups of Message.from_wire cheaper (identical keys compare by
+# identity). Bounded (keys come from the input); cleared when full.
+_DECODED_KEYS: dict[bytes, str] = {}
+
+
 def _read_map(data: bytes, pos: int, depth: int, n: int) -> tuple[dict[str, Value], int]:
     """A map of ``n`` entries whose keys and values are ``depth`` deep. Errors in a key
     are reported at the map's path, errors in a value at ``.key``."""
@@ -340,13 +347,19 @@ def _read_map(data: bytes, pos: int, depth: int, n: int) -> tuple[dict[str, Valu
             pos += 1 + info
             if pos > size:
                 raise _DecodeFailure("truncated input")
-            try:
-                key = data[key_start + 1 : pos].decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise _DecodeFailure("text is not valid UTF-8") from exc
+            encoded_key = data[key_start:pos]
+            key = _DECODED_KEYS.get(encoded_key)
+            if key is None:
+                try:
+                    key = data[key_start + 1 : pos].decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise _DecodeFailure("text is not valid UTF-8") from exc
+                if len(_DECODED_KEYS) >= _KEY_CACHE_MAX:
+                    _DECODED_KEYS.clear()
+                _DECODED_KEYS[encoded_key] = key
         else:
             key, pos = _read(data, pos, depth)
-        encoded_key = data[key_start:pos]
+            encoded_key = data[key_start:pos]
         if encoded_key <= previous_key:
             if encoded_key == previous_key:
                 raise _DecodeFailure(f"duplicate map key {key!r}")

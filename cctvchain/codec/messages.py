@@ -50,7 +50,6 @@ class Message:
     VERSION: ClassVar[int] = 1
     SUPPORTED_VERSIONS: ClassVar[tuple[int, ...]] = ()
     _field_converters: ClassVar[tuple[tuple[str, _Converter, _Converter], ...] | None] = None
-    _decode_plan: ClassVar[_Plan | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -62,7 +61,6 @@ class Message:
             raise TypeError(f"message type {type_name!r} already used by {existing}")
         _REGISTRY[type_name] = cls
         cls._field_converters = None
-        cls._decode_plan = None
 
     # -- hooks -------------------------------------------------------------------------
 
@@ -189,12 +187,14 @@ class _Plan:
         )
 
 
+# Plans by class (a subclass never finds its parent's), made on first use.
+_PLANS: dict[type[Message], _Plan] = {}
+
+
 def _plan(cls: type[Message]) -> _Plan:
-    # Looked up in the class's own __dict__: a subclass must not use its parent's plan.
-    plan: _Plan | None = cls.__dict__.get("_decode_plan")
+    plan = _PLANS.get(cls)
     if plan is None:
-        plan = _Plan(cls)
-        cls._decode_plan = plan
+        plan = _PLANS[cls] = _Plan(cls)
     return plan
 
 
