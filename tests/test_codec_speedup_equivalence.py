@@ -732,3 +732,30 @@ def test_message_decode_matches_the_reference_on_mutated_bytes() -> None:
         data = SpeedVersioned(random_tree(rnd), rnd.randrange(100)).encode()
         for bad in [data, *(mutate(data, rnd) for _ in range(4))]:
             check(SpeedVersioned.decode, ref_decode_message, bad)
+
+
+@dataclass(frozen=True)
+class SpeedOddVersions(Message):
+    """Misconfigured on purpose: its own VERSION is not among the supported ones."""
+
+    TYPE = "test.speedup.odd_versions"
+    VERSION = 2
+    SUPPORTED_VERSIONS = (1,)
+    n: int
+
+
+@dataclass(frozen=True)
+class SpeedReservedName(Message):
+    """A field named like the version key: it can never be given, so always missing."""
+
+    TYPE = "test.speedup.reserved_name"
+    _v: int
+    n: int
+
+
+@pytest.mark.parametrize("cls", [SpeedOddVersions, SpeedReservedName])
+def test_from_wire_matches_the_reference_on_odd_declarations(cls: type[Message]) -> None:
+    for version in (1, 2, 3):
+        for extra in ({}, {"n": 1}, {"n": 1, "m": 2}, {"n": "x"}):
+            wire = {"_t": cls.TYPE, "_v": version, **extra}
+            check(cls.from_wire, functools.partial(_ref_from_wire, cls), wire)

@@ -93,6 +93,11 @@ class Message:
         version = wire.get(VERSION_FIELD)
         if not isinstance(version, int) or isinstance(version, bool):
             raise DecodeError(path, f"{cls.TYPE}: missing or malformed version")
+        supported = cls.SUPPORTED_VERSIONS or (cls.VERSION,)
+        if version not in supported:
+            raise UnsupportedVersion(
+                path, f"{cls.TYPE} version {version} is not supported (supported: {supported})"
+            )
         plan = _plan(cls)
         if version == cls.VERSION and wire.keys() == plan.wire_keys:
             # The common case: the current version with exactly the declared fields, so
@@ -118,13 +123,8 @@ class Message:
     def _checked_fields(
         cls, wire: dict[str, Any], version: int, plan: _Plan, path: str
     ) -> dict[str, Any]:
-        """The fields of ``wire`` lifted to the current version, or the precise error:
-        an unsupported version, unknown fields or missing fields."""
-        supported = cls.SUPPORTED_VERSIONS or (cls.VERSION,)
-        if version not in supported:
-            raise UnsupportedVersion(
-                path, f"{cls.TYPE} version {version} is not supported (supported: {supported})"
-            )
+        """The fields of ``wire`` (a supported ``version``) lifted to the current version,
+        or the precise error: unknown fields or missing fields."""
         fields = {k: v for k, v in wire.items() if k not in (TYPE_FIELD, VERSION_FIELD)}
         if version != cls.VERSION:
             fields = cls.upgrade(version, fields)
@@ -178,8 +178,11 @@ class _Plan:
     def __init__(self, cls: type[Message]) -> None:
         converters = _converters(cls)
         self.names = frozenset(name for name, _, _ in converters)
-        # The keys of a current-version wire map: the fields plus the type and version.
-        self.wire_keys = self.names | {TYPE_FIELD, VERSION_FIELD}
+        # The keys of a current-version wire map: the fields plus the type and version
+        # (none if a field is named like either: then from_wire takes the long way,
+        # which reports it missing).
+        reserved = {TYPE_FIELD, VERSION_FIELD}
+        self.wire_keys = frozenset() if self.names & reserved else self.names | reserved
         # (name, scalar type or None, from_wire): a scalar field (int, str, bytes, bool)
         # is checked inline by from_wire; the others go through their converter.
         self.decoders = tuple(
