@@ -16,9 +16,11 @@ from cctvchain.codec import CodecError, Message, decode_message
 from cctvchain.ledger.block import Block
 from cctvchain.ledger.config import ChannelConfig
 from cctvchain.ledger.validation import TxValidationCode
+from cctvchain.msp.certref import CertificateResolver
 from cctvchain.msp.identity import ValidationCache
 from cctvchain.peer.channel import ChannelContext
 from cctvchain.peer.events import BlockEvent, ContractEvent, EventHub, TxEvent, contract_event_id
+from cctvchain.peer.memo import VerifiedSignatures
 from cctvchain.peer.validator import BlockValidator, BlockVerdict, CommittedState, MapFn, TxVerdict
 from cctvchain.tx.messages import Envelope
 
@@ -45,6 +47,9 @@ class Committer:
     hub: EventHub = field(default_factory=EventHub)
     map_fn: MapFn[bytes, TxVerdict] = field(default=map)
     cache: ValidationCache = field(default_factory=ValidationCache)
+    # Resolves certificate references (default: the ledger's registry).
+    certificates: CertificateResolver | None = None
+    signatures: VerifiedSignatures | None = None
     _channel: ChannelContext | None = None
 
     @property
@@ -56,7 +61,12 @@ class Committer:
     def commit(self, block: Block, now: datetime) -> BlockEvent:
         # Certificate references resolve against the registry of the blocks committed
         # so far: this block's certificates register only when it commits.
-        validator = BlockValidator(self.channel, self.map_fn, self.ledger.certificate)
+        validator = BlockValidator(
+            self.channel,
+            self.map_fn,
+            self.certificates or self.ledger.certificate,
+            self.signatures,
+        )
         validator.check_block(block, self.ledger.height, self.ledger.head_hash, now)
         verdict = validator.validate(block, self.ledger, now)
         flagged = block.with_flags(verdict.codes)

@@ -52,6 +52,7 @@ from cctvchain.msp.errors import (
 )
 from cctvchain.msp.identity import Identity
 from cctvchain.peer.channel import ADMINS, BLOCK_VALIDATION, ChannelConfigError, ChannelContext
+from cctvchain.peer.memo import VerifiedSignatures
 from cctvchain.policy import evaluate
 from cctvchain.tx.messages import Envelope, endorsement_message
 from cctvchain.tx.rwset import KVRead, RangeQueryInfo, TxRWSet
@@ -134,6 +135,9 @@ class BlockValidator:
     # Resolves creators' and endorsers' certificate references (the ledger's registry
     # as of the block before the one validated); None: no reference resolves.
     certificates: CertificateResolver | None = None
+    # Endorsement signatures this peer's gateway already verified (not verified again
+    # by ECDSA; the endorsers' certificates and the policy are checked all the same).
+    signatures: VerifiedSignatures | None = None
 
     # -- block level ---------------------------------------------------------------------
 
@@ -313,11 +317,17 @@ class BlockValidator:
             try:
                 signer_cert = resolve_certificate(signer.cert, self.certificates)
                 endorser = self.channel.msps.validate(signer.msp_id, signer_cert, now)
-                endorser.verify(
-                    Domain.PROPOSAL_RESPONSE,
-                    endorsement_message(transaction.response_payload, signer),
-                    endorsement.signature,
-                )
+                message = endorsement_message(transaction.response_payload, signer)
+                if self.signatures is not None:
+                    self.signatures.verify(
+                        endorser,
+                        Domain.PROPOSAL_RESPONSE,
+                        message,
+                        endorsement.signature,
+                        remember=False,
+                    )
+                else:
+                    endorser.verify(Domain.PROPOSAL_RESPONSE, message, endorsement.signature)
             except UnknownCertificateReference:
                 unresolved += 1
                 continue

@@ -53,6 +53,7 @@ from cctvchain.peer.channel import ChannelConfigError, ChannelContext
 from cctvchain.peer.committer import Committer, block_event
 from cctvchain.peer.endorser import Endorser
 from cctvchain.peer.events import BlockEvent, EventHub
+from cctvchain.peer.memo import CertificateMemo, VerifiedSignatures
 from cctvchain.peer.validator import BlockRejected, BlockVerdict
 from cctvchain.peernode.metrics import OrdererView, PeerMetrics
 from cctvchain.peernode.wire import FRAME
@@ -157,8 +158,17 @@ class PeerCore:
             )
             self.commit_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
             self.hub = EventHub()
+            # Certificate lookups and the gateway's verified endorsement signatures,
+            # remembered for the endorser, the gateway and the validator (peer.memo).
+            self.certificates = CertificateMemo(self.ledger.certificate)
+            self.signatures = VerifiedSignatures()
             self.committer = Committer(
-                self.ledger, self.hub, map_fn=self.validation_pool.map, cache=ValidationCache()
+                self.ledger,
+                self.hub,
+                map_fn=self.validation_pool.map,
+                cache=ValidationCache(),
+                certificates=self.certificates,
+                signatures=self.signatures,
             )
             channel = self.committer.channel
             self.contracts: dict[str, Contract] = {CctvContract.NAME: CctvContract()}
@@ -168,7 +178,7 @@ class PeerCore:
                 identity=self.serialized,
                 key=identity.signing_key,
                 contracts=self.contracts,
-                certificates=self.ledger.certificate,
+                certificates=self.certificates,
             )
             self.server_ssl = tls.node_server_context(wallet, channel.config)
             self.client_ssl = tls.node_client_context(wallet, channel.config)
@@ -244,6 +254,19 @@ class PeerCore:
     def orderer_height(self) -> int:
         """The greatest height a reachable orderer reported at the last poll."""
         return max((v.height for v in self.orderer_views.values() if v.reachable), default=0)
+
+    def leader_hint(self) -> int | None:
+        """The index in ``orderers`` of the orderer the last status poll reported as Raft
+        leader (in the highest term a reachable orderer reported), if any: the gateway
+        broadcasts there first, since a follower would only forward the envelope to it
+        (one more HTTP exchange and one more admission check on the ordering service)."""
+        reachable = [v for v in self.orderer_views.values() if v.reachable]
+        term = max((v.term for v in reachable), default=0)
+        leader = next((v.leader for v in reachable if v.term == term and v.leader), None)
+        for index, endpoint in enumerate(self.orderers):
+            if endpoint.name == leader:
+                return index
+        return None
 
     def readiness(self) -> str | None:
         if self.commit_failure is not None:

@@ -50,6 +50,7 @@ from cctvchain.node.auth import caller
 from cctvchain.node.errors import BadRequest, Conflict, HttpError, ServiceUnavailable
 from cctvchain.node.http import b64, json_response
 from cctvchain.peer.channel import ChannelContext
+from cctvchain.peer.memo import VerifiedSignatures
 from cctvchain.peernode.core import PeerCore
 from cctvchain.peernode.wire import (
     OCTET_STREAM,
@@ -99,6 +100,9 @@ class Endorsements:
     # This peer's certificate registry: endorsers name themselves by reference once a
     # block carried their certificate.
     certificates: CertificateResolver | None = None
+    # The peer's memo of verified signatures: the validator skips the ECDSA verification
+    # of these endorsements when they come back in a block.
+    signatures: VerifiedSignatures | None = None
     responses: list[ProposalResponse] = field(default_factory=list)
     identities: list[Identity] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
@@ -140,11 +144,13 @@ class Endorsements:
             identity = self.channel.msps.validate(
                 signer.msp_id, cert, self.now, allowed_types=("peer",)
             )
-            identity.verify(
-                Domain.PROPOSAL_RESPONSE,
-                endorsement_message(response.payload, signer),
-                endorsement.signature,
-            )
+            message = endorsement_message(response.payload, signer)
+            if self.signatures is not None:
+                self.signatures.verify(
+                    identity, Domain.PROPOSAL_RESPONSE, message, endorsement.signature
+                )
+            else:
+                identity.verify(Domain.PROPOSAL_RESPONSE, message, endorsement.signature)
         except (MSPError, SignatureError) as exc:
             self.reasons.append(f"{source} sent an invalid endorsement: {exc}")
             return
@@ -218,7 +224,12 @@ class Gateway:
                 status=404,
             )
         gathered = Endorsements(
-            channel, policy, local.payload, self.core.now(), self.core.ledger.certificate
+            channel,
+            policy,
+            local.payload,
+            self.core.now(),
+            self.core.certificates,
+            self.core.signatures,
         )
         gathered.add(self.core.name, local)
         height = self.core.ledger.height
@@ -346,7 +357,9 @@ class Gateway:
             ) from None
         waiter = self.core.watch_tx(tx_id)
         try:
-            entry = await asyncio.to_thread(self.core.ledger.get_tx_entry, tx_id)
+            # One LevelDB point read (microseconds): on the loop, not a worker thread,
+            # whose queue is shared with the endorsements of a burst of proposals.
+            entry = self.core.ledger.get_tx_entry(tx_id)
             if entry is not None:
                 raise Conflict(
                     f"transaction {tx_id} is already on the ledger (block {entry.block}, "
@@ -395,8 +408,12 @@ class Gateway:
         round_number = 0
         while True:
             count = len(core.orderers)
-            for offset in range(count):
-                index = (core.preferred_orderer + offset) % count
+            # The reported leader first (no forwarding hop), then the last orderer that
+            # ordered for this gateway, then the others in turn.
+            leader = core.leader_hint()
+            first = [leader] if leader is not None else []
+            order = [*first, *((core.preferred_orderer + k) % count for k in range(count))]
+            for index in dict.fromkeys(order):
                 endpoint = core.orderers[index]
                 try:
                     async with core.session.post(
