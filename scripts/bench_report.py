@@ -810,7 +810,7 @@ def verify_notes(data: dict[str, Any]) -> list[str]:
         perceptual = costs.get("perceptual fingerprint")
         if digest is not None and perceptual is not None:
             text += (
-                f" The difference is the exact digest of every frame (SHA-256 over the "
+                f" The difference is the exact digest of every frame (BLAKE3 over the "
                 f"decoded planes: {digest:.2f} ms per frame on one thread) and, where the "
                 f"digests do not match, a perceptual fingerprint ({perceptual:.2f} ms per "
                 "frame)."

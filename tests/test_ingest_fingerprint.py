@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
+from blake3 import blake3
 
 from cctvchain.codec import DecodeError
 from cctvchain.ingest.fingerprint import (
@@ -28,9 +27,21 @@ def tiny_yuv420p() -> Picture:
     return picture_from_planes("yuv420p", 3, 3, [bytes(range(9)), b"\x10" * 4, b"\x20" * 4])
 
 
-def test_the_digest_is_sha256_of_the_documented_cbor_bytes() -> None:
+def test_the_hash_is_blake3_as_its_specification_defines_it() -> None:
+    # The specification's published test vectors (BLAKE3-specs, test_vectors.json, the
+    # unkeyed 32-byte hash): an input of 0 bytes, and of 1 byte; a binding that hashed
+    # anything else would change every anchored digest.
+    assert blake3(b"").hexdigest() == (
+        "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+    )
+    assert blake3(b"\x00").hexdigest() == (
+        "2d3adedff11b61f14c886e35afa036736dcd87a74d27b5c1510225d0f592e213"
+    )
+
+
+def test_the_digest_is_blake3_of_the_documented_cbor_bytes() -> None:
     """Built by hand from the docstring's definition, independent of our encoder."""
-    domain = b"cctvchain.frame.v1"
+    domain = b"cctvchain.frame.v2"
     encoded = (
         b"\x83"  # array(3)
         + bytes([0x60 + len(domain)])
@@ -45,7 +56,7 @@ def test_the_digest_is_sha256_of_the_documented_cbor_bytes() -> None:
         + b"\x20" * 4
     )
     picture = tiny_yuv420p()
-    assert frame_digest(picture) == hashlib.sha256(encoded).digest()
+    assert frame_digest(picture) == blake3(encoded).digest()
     assert frame_digest_reference(picture) == frame_digest(picture)
 
 

@@ -275,9 +275,9 @@ class VideoSource:
         """Decoded frames in presentation order until the end of the source.
 
         With ``lookahead`` the exact digest of each frame is computed on a worker thread
-        while the next frame decodes (SHA-256 releases the GIL), and each frame is
+        while the next frame decodes (BLAKE3 releases the GIL), and each frame is
         handed out once its successor is decoded — one frame of latency for the
-        throughput of a whole SHA-256 pass over the planes. A frame without a timestamp
+        throughput of a whole hash pass over the planes. A frame without a timestamp
         (raw elementary streams) gets one from its index and the stream's average rate.
         """
         if not lookahead:

@@ -11,7 +11,7 @@ computed
   decode-exact copy then costs one digest per frame and nothing more.
 
 Digests and fingerprints are computed on worker threads while the next frames decode
-(SHA-256, FFmpeg's scaler and numpy release the GIL), so verifying runs close to
+(BLAKE3, FFmpeg's scaler and numpy release the GIL), so verifying runs close to
 decode-only speed.
 
 :func:`grab_pictures` decodes a few chosen frames again as small RGB pictures for the
