@@ -4,9 +4,9 @@ Two phases, as in Fabric:
 
 1. **Stateless checks** of each transaction — decoding, channel, tx id, the creator's
    identity and signature, the endorsements and the endorsement policy. They depend only
-   on the transaction and the channel configuration, so they run in parallel through the
-   ``map_fn`` the caller passes in (a thread pool: ``cryptography`` releases the GIL
-   while verifying signatures).
+   on the transaction and the channel configuration, so they may run in parallel through
+   the ``map_fn`` the caller passes in (the peer passes plain ``map``: only the ECDSA
+   calls release the GIL, and a thread pool measured slower than one thread).
 2. **Stateful checks** in block order — duplicate tx ids, then MVCC: every read version
    and every range query must still hold against committed state *plus the writes of the
    earlier valid transactions of the same block*.
