@@ -11,7 +11,8 @@ import pytest
 from cctvchain.crypto import Domain, SignatureError, SigningKey
 from cctvchain.msp.certref import certificate_reference
 from cctvchain.msp.identity import Identity
-from cctvchain.peer.memo import CertificateMemo, VerifiedSignatures
+from cctvchain.peer.memo import CertificateMemo, DecodedTransactions, VerifiedSignatures
+from cctvchain.tx.messages import SerializedIdentity
 
 
 @dataclass
@@ -132,3 +133,22 @@ def test_the_memo_is_bounded() -> None:
     assert memo.hits == 1 and counting.calls == 4
     with pytest.raises(ValueError):
         VerifiedSignatures(capacity=0)
+
+
+def test_decoded_transactions_are_taken_once_and_bounded() -> None:
+    # Any message will do: the memo maps bytes to what the caller decoded them to.
+    message = SerializedIdentity("Org", b"x" * 32)
+    data = message.encode()
+    memo = DecodedTransactions(capacity=2)
+    memo.put(data, message)
+    assert memo.take(data) is message
+    assert memo.take(data) is None  # taken once
+    memo.put(data, message)
+    memo.drop(data)
+    assert memo.take(data) is None and memo.hits == 1
+    for n in range(3):
+        memo.put(bytes([n]), message)
+    assert len(memo) == 2 and memo.take(bytes([0])) is None  # the oldest was dropped
+    assert memo.take(bytes([2])) is message
+    with pytest.raises(ValueError):
+        DecodedTransactions(capacity=0)

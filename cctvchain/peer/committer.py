@@ -20,7 +20,7 @@ from cctvchain.msp.certref import CertificateResolver
 from cctvchain.msp.identity import ValidationCache
 from cctvchain.peer.channel import ChannelContext
 from cctvchain.peer.events import BlockEvent, ContractEvent, EventHub, TxEvent, contract_event_id
-from cctvchain.peer.memo import VerifiedSignatures
+from cctvchain.peer.memo import DecodedTransactions, VerifiedSignatures
 from cctvchain.peer.validator import BlockValidator, BlockVerdict, CommittedState, MapFn, TxVerdict
 from cctvchain.tx.messages import Envelope
 
@@ -50,6 +50,7 @@ class Committer:
     # Resolves certificate references (default: the ledger's registry).
     certificates: CertificateResolver | None = None
     signatures: VerifiedSignatures | None = None
+    decoded: DecodedTransactions | None = None
     _channel: ChannelContext | None = None
 
     @property
@@ -66,6 +67,7 @@ class Committer:
             self.map_fn,
             self.certificates or self.ledger.certificate,
             self.signatures,
+            self.decoded,
         )
         validator.check_block(block, self.ledger.height, self.ledger.head_hash, now)
         verdict = validator.validate(block, self.ledger, now)

@@ -1,7 +1,7 @@
-"""What a peer need not look up or verify twice: certificates found in its registry and
-endorsement signatures its gateway has already verified.
+"""What a peer need not look up, verify or decode twice: certificates found in its
+registry, endorsement signatures and envelopes its gateway has already checked.
 
-Both are memos of pure functions, so a hit answers exactly what the computation would:
+All are memos of pure functions, so a hit answers exactly what the computation would:
 
 * a certificate reference is the SHA-256 of the PEM it stands for, and the ledger's
   registry only grows, so a PEM once found for a reference is the answer for good. Only
@@ -14,18 +14,25 @@ Both are memos of pure functions, so a hit answers exactly what the computation 
   a moment later and would verify them a second time. It still validates every
   endorser's certificate (MSP chain, revocation, validity at the transaction's time)
   and evaluates the policy; only the ECDSA arithmetic over identical bytes is skipped.
+* a transaction's bytes decode to one message. The gateway decodes every envelope a
+  client submits (for its tx id) and waits until the block carrying exactly those bytes
+  commits; the validator takes the decoded envelope instead of decoding them again.
 
-Both are safe from any thread: a lookup and an insertion are single dict operations,
+All are safe from any thread: a lookup and an insertion are single dict operations,
 and a race can only lose an entry (which is then computed again), never give a wrong one.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
+from cctvchain.codec import Message
 from cctvchain.crypto import Domain, sha256
 from cctvchain.msp.certref import CertificateResolver
 from cctvchain.msp.identity import Identity
 
 DEFAULT_SIGNATURE_CAPACITY = 32768
+DEFAULT_DECODED_CAPACITY = 1024
 _Key = tuple[bytes, str, bytes]  # certificate hash, domain, signature
 
 
@@ -90,3 +97,38 @@ class VerifiedSignatures:
 
     def __len__(self) -> int:
         return len(self._current) + len(self._previous)
+
+
+class DecodedTransactions:
+    """Transactions decoded ahead of their block (the gateway's submitted envelopes), by
+    their bytes. An entry is taken once (by the validator) or dropped by whoever put it
+    once it is no longer awaited; at most ``capacity`` are held (oldest dropped first)."""
+
+    def __init__(self, capacity: int = DEFAULT_DECODED_CAPACITY) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be positive")
+        self.capacity = capacity
+        self._items: OrderedDict[bytes, Message] = OrderedDict()
+        self.hits = 0
+
+    def put(self, data: bytes, message: Message) -> None:
+        """Remember ``message`` as what ``data`` decodes to (the caller decoded it)."""
+        self._items[data] = message
+        while len(self._items) > self.capacity:
+            try:
+                self._items.popitem(last=False)
+            except KeyError:  # emptied by another thread meanwhile
+                break
+
+    def take(self, data: bytes) -> Message | None:
+        """What ``data`` decodes to, if it was put (and not taken or dropped) before."""
+        message = self._items.pop(data, None)
+        if message is not None:
+            self.hits += 1
+        return message
+
+    def drop(self, data: bytes) -> None:
+        self._items.pop(data, None)
+
+    def __len__(self) -> int:
+        return len(self._items)

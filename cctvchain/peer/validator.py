@@ -52,7 +52,7 @@ from cctvchain.msp.errors import (
 )
 from cctvchain.msp.identity import Identity
 from cctvchain.peer.channel import ADMINS, BLOCK_VALIDATION, ChannelConfigError, ChannelContext
-from cctvchain.peer.memo import VerifiedSignatures
+from cctvchain.peer.memo import DecodedTransactions, VerifiedSignatures
 from cctvchain.policy import evaluate
 from cctvchain.tx.messages import Envelope, endorsement_message
 from cctvchain.tx.rwset import KVRead, RangeQueryInfo, TxRWSet
@@ -138,6 +138,9 @@ class BlockValidator:
     # Endorsement signatures this peer's gateway already verified (not verified again
     # by ECDSA; the endorsers' certificates and the policy are checked all the same).
     signatures: VerifiedSignatures | None = None
+    # Envelopes this peer's gateway decoded already (taken instead of decoding the same
+    # bytes again).
+    decoded: DecodedTransactions | None = None
 
     # -- block level ---------------------------------------------------------------------
 
@@ -227,10 +230,12 @@ class BlockValidator:
         """The stateless checks of one transaction (safe to run in parallel)."""
         if not data:
             return TxVerdict(Code.NIL_ENVELOPE, "empty transaction")
-        try:
-            message = decode_message(data)
-        except CodecError as exc:
-            return TxVerdict(Code.BAD_PAYLOAD, f"transaction does not decode: {exc}")
+        message = self.decoded.take(data) if self.decoded is not None else None
+        if message is None:
+            try:
+                message = decode_message(data)
+            except CodecError as exc:
+                return TxVerdict(Code.BAD_PAYLOAD, f"transaction does not decode: {exc}")
         if isinstance(message, ConfigTransaction):
             verdict = self.check_config(message, now)
         elif isinstance(message, Envelope):

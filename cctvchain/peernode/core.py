@@ -53,7 +53,7 @@ from cctvchain.peer.channel import ChannelConfigError, ChannelContext
 from cctvchain.peer.committer import Committer, block_event
 from cctvchain.peer.endorser import Endorser
 from cctvchain.peer.events import BlockEvent, EventHub
-from cctvchain.peer.memo import CertificateMemo, VerifiedSignatures
+from cctvchain.peer.memo import CertificateMemo, DecodedTransactions, VerifiedSignatures
 from cctvchain.peer.validator import BlockRejected, BlockVerdict
 from cctvchain.peernode.metrics import OrdererView, PeerMetrics
 from cctvchain.peernode.wire import FRAME
@@ -155,10 +155,11 @@ class PeerCore:
         try:
             self.commit_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
             self.hub = EventHub()
-            # Certificate lookups and the gateway's verified endorsement signatures,
-            # remembered for the endorser, the gateway and the validator (peer.memo).
+            # Certificate lookups, the gateway's verified endorsement signatures and
+            # decoded envelopes, remembered for the validator (peer.memo).
             self.certificates = CertificateMemo(self.ledger.certificate)
             self.signatures = VerifiedSignatures()
+            self.decoded = DecodedTransactions()
             # The stateless checks run on the commit thread, one transaction after the
             # other (map_fn=map): a thread pool was slower (bench_commit: 0.82x to 0.93x
             # of one thread; bench_cluster: more peer CPU per tx), as every check but the
@@ -170,6 +171,7 @@ class PeerCore:
                 cache=ValidationCache(),
                 certificates=self.certificates,
                 signatures=self.signatures,
+                decoded=self.decoded,
             )
             channel = self.committer.channel
             self.contracts: dict[str, Contract] = {CctvContract.NAME: CctvContract()}

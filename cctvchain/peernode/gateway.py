@@ -356,6 +356,8 @@ class Gateway:
                 f"the body is not a transaction envelope: {exc}", code="malformed_envelope"
             ) from None
         waiter = self.core.watch_tx(tx_id)
+        # The validator takes the decoded envelope when the block brings these bytes.
+        self.core.decoded.put(data, envelope)
         try:
             # One LevelDB point read (microseconds): on the loop, not a worker thread,
             # whose queue is shared with the endorsements of a burst of proposals.
@@ -385,6 +387,7 @@ class Gateway:
                 raise
         finally:
             self.core.unwatch_tx(tx_id, waiter)
+            self.core.decoded.drop(data)
         self.core.metrics.gateway_submit_seconds.observe(time.perf_counter() - started)
         return json_response(
             {
