@@ -115,9 +115,17 @@ class Endorsements:
     def orgs(self) -> set[str]:
         return {identity.msp_id for identity in self.identities}
 
+    # The policy's verdict and the number of identities it was reached for: asked after
+    # every answer, it is evaluated again only once another endorser counts.
+    _verdict: tuple[int, bool] = field(default=(-1, False), init=False, repr=False)
+
     @property
     def satisfied(self) -> bool:
-        return evaluate(self.policy, self.identities, keys=[i.cert_hash for i in self.identities])
+        count = len(self.identities)
+        if self._verdict[0] != count:
+            keys = [i.cert_hash for i in self.identities]
+            self._verdict = (count, evaluate(self.policy, self.identities, keys=keys))
+        return self._verdict[1]
 
     def add(self, source: str, response: ProposalResponse) -> None:
         endorsement = response.endorsement
