@@ -38,9 +38,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IngestWorld]:
     yield from ingest_world(tmp_path_factory.mktemp("certref"))
 
 
+def has_block(world: IngestWorld, peer: str, number: int) -> None:
+    """Until ``peer`` has committed block ``number``: the submitter's answer comes when
+    its gateway's peer committed it, the other peers may be a moment behind."""
+    cluster = world.cluster
+    deadline = time.monotonic() + 30
+    while cluster.get_json(peer, "/api/v1/channel", cluster.admin)["height"] <= number:
+        assert time.monotonic() < deadline, f"{peer} never committed block {number}"
+        time.sleep(0.1)
+
+
 def committed_envelope(world: IngestWorld, result: SubmitResult) -> Envelope:
     """The transaction as the block on a peer of another organisation holds it."""
     cluster = world.cluster
+    has_block(world, "peer0.la", result.block)
     answer = cluster.get_json("peer0.la", f"/api/v1/blocks/{result.block}?raw=1", cluster.admin)
     block = Block.decode(base64.b64decode(answer["block_b64"]))
     for data in block.transactions:
@@ -85,6 +96,7 @@ def test_camera_resends_in_full_when_its_reference_is_unknown_then_anchors_by_re
     # Endorsers and the orderers name themselves by reference too by now.
     assert all(len(e.endorser.cert) == 32 for e in carried.transaction.endorsements)
     # Peers render the creator through their registry.
+    has_block(world, "peer0.police", by_reference.block)
     shown = cluster.get_json("peer0.police", f"/api/v1/transactions/{by_reference.tx_id}", world.po)
     assert shown["creator"] == {"msp_id": user.identity.msp_id, "name": f"cam-{camera}"}
     assert shown["validation_code_name"] == "VALID"

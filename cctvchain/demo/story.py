@@ -66,6 +66,9 @@ EXIT_TAMPERED: Final = 3
 EXIT_UNVERIFIABLE: Final = 4
 CLIP_MARGIN_S: Final = 45.0  # the camera clip outlasts the ingest: no loop, no repeats
 RECORD_MARGIN_S: Final = 2.5  # the recording ends this long before the ingest does
+# The ingest's own --duration is only a backstop (should the demo be killed): the demo
+# stops it ``seconds`` after its first frame, however long it took to start.
+INGEST_BACKSTOP_S: Final = 120.0
 MIN_SECONDS: Final = 8.0
 
 
@@ -404,25 +407,25 @@ class Story:
         command = [
             *(sys.executable, "-m", "cctvchain", "ingest", "--camera", CAMERA.camera_id),
             *("--source", url, "--wallet", str(wallet), "--config", str(self.config_path)),
-            *("--spool", str(spool), "--duration", f"{seconds:g}", "--metrics-interval", "10"),
+            *("--spool", str(spool), "--metrics-interval", "10"),
+            *("--duration", f"{seconds + INGEST_BACKSTOP_S:g}"),
         ]
         say.say(
             "$ cctvchain ingest --camera "
-            f"{CAMERA.camera_id} --source {url} --wallet {display_path(wallet)} "
-            f"--duration {seconds:g}"
+            f"{CAMERA.camera_id} --source {url} --wallet {display_path(wallet)}"
         )
         log = self.dir / "ingest.log"
         ingest = IngestProcess(command, log, say)
         self.cleanup.callback(ingest.stop)
-        began = time.monotonic()
         if not ingest.frames.wait(timeout=30.0):
             ingest.stop()
             raise DemoError(f"the ingest saw no frame within 30 s; see {display_path(log)}")
-        # The recording lies inside the anchored stream: it starts once the ingest has
-        # frames and ends a little before the ingest stops.
-        stop_at = began + seconds - RECORD_MARGIN_S
-        if stop_at - time.monotonic() < 3:
-            raise DemoError(f"--seconds {seconds:g} leaves no time to record; give more")
+        # Timed from the first frame, not from the start of the process: a loaded machine
+        # may take seconds to start Python and connect. The recording lies inside the
+        # anchored stream: it starts once the ingest has frames and ends a little before
+        # the demo stops the ingest.
+        first_frame = time.monotonic()
+        stop_at = first_frame + seconds - RECORD_MARGIN_S
         recorder = media.Recorder(url, recording, self.media_dir / "nvr.log")
         self.cleanup.callback(recorder.stop)
         say.say(f"$ {shlex.join(['ffmpeg', *recorder.command[5:]])}")
@@ -433,7 +436,9 @@ class Story:
         recorder.finish()
         frames = media.count_frames(recording)
         say.say(f"NVR recording {display_path(recording)}: {frames} frames ({frames / 25:.1f} s)")
-        code = ingest.wait(timeout=seconds + 120)
+        time.sleep(max(0.0, first_frame + seconds - time.monotonic()))
+        say.say(f"stopping the ingest after {seconds:g} s (SIGTERM, as Ctrl-C would)")
+        code = ingest.interrupt(timeout=120)
         if code != 0 or not ingest.saw("spool empty"):
             raise DemoError(
                 f"the ingest ended with code {code} without draining its spool; see "
@@ -617,6 +622,13 @@ class IngestProcess:
             raise DemoError(f"the ingest did not finish within {timeout:g} s") from exc
         self.reader.join(timeout=5)
         return code
+
+    def interrupt(self, timeout: float) -> int:
+        """Stop the ingest as its user would: it seals its open segment, drains its spool
+        and exits."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        return self.wait(timeout)
 
     def stop(self) -> None:
         if self.process.poll() is None:
