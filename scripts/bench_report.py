@@ -716,19 +716,13 @@ def notes(outcomes: Sequence[Outcome]) -> list[str]:
                 f"{label} {seconds / stateless:.0%}" for label, seconds in parts
             )
             text += "; everything but the ECDSA calls is Python and holds the GIL."
-            pooled = phases.get("stateless checks (thread pool)", 0.0)
-            if pooled:
-                text += (
-                    f" The thread pool made the stateless checks {stateless / pooled:.2f}x as "
-                    f"fast as one thread on {os.cpu_count()} cores"
-                    + (
-                        " (slower: the threads wait for the GIL, the more so when other "
-                        "processes take the cores; see the load average)"
-                        if stateless < pooled
-                        else ""
-                    )
-                    + "."
-                )
+            workers = commit.get("pool_workers")
+            text += (
+                " The peer runs these checks on its commit thread: a thread pool ran them "
+                "slower (its threads wait for the GIL), so a peer validates on one core while "
+                f"the bound counts {workers} threads of ECDSA; the second core needs the "
+                "checks in another process."
+            )
         lines.append(text)
     cluster = found.get("cluster")
     if cluster is not None:
