@@ -39,6 +39,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PeerCluster]:
             made.start(name)
         for name in RUNNING_PEERS:
             made.wait_ready(name)
+        # And a Raft leader elected: a test that broadcasts straight to an orderer must not
+        # meet 503 no_leader because it happened to run first.
+        deadline = time.monotonic() + 30
+        while not all(
+            made.request(name, "GET", "/status", user=made.admin).json().get("leader")
+            for name in ORDERERS
+        ):
+            assert time.monotonic() < deadline, "no Raft leader elected within 30 s"
+            time.sleep(0.2)
         yield made
     finally:
         made.stop_all()
