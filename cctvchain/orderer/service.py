@@ -45,6 +45,7 @@ from cctvchain.node.runtime import NodeContext, NodeService, format_url
 from cctvchain.orderer.raft_node import RaftOrderer
 from cctvchain.ordering.orderer import BroadcastRefused, Orderer, OrdererSigner
 from cctvchain.ordering.raft import NotLeader, RaftMessage, Role
+from cctvchain.ordering.recent import RecentTxIds
 from cctvchain.peer.channel import ChannelContext
 
 RECENT_TX_SECONDS = 120.0
@@ -79,7 +80,7 @@ class OrdererService:
         )
         self.tick_seconds = context.config.raft.tick_ms / 1000
         # Tx ids broadcast recently (not yet in a block): a replay is refused at once.
-        self._recent: dict[str, float] = {}
+        self._recent = RecentTxIds(RECENT_TX_SECONDS)
         self.node.send = self._enqueue
         self.node.fetch_blocks = self._fetch_blocks
         self.client_ssl = tls.node_client_context(wallet, genesis)
@@ -239,10 +240,10 @@ class OrdererService:
         try:
             response = await self._order(data, now_ms)
         except BaseException:
-            self._recent.pop(message.tx_id, None)  # not ordered: the client may retry it
+            self._recent.forget(message.tx_id)  # not ordered: the client may retry it
             raise
         if response.status != 200:
-            self._recent.pop(message.tx_id, None)
+            self._recent.forget(message.tx_id)
         return response
 
     async def _order(self, data: bytes, now_ms: int) -> web.Response:
@@ -262,11 +263,10 @@ class OrdererService:
     def _check_replay(self, tx_id: str) -> None:
         """A tx id already ordered (in the ledger) or broadcast a moment ago is a replay."""
         now = time.monotonic()
-        for old in [t for t, seen in self._recent.items() if now - seen > RECENT_TX_SECONDS]:
-            del self._recent[old]
+        self._recent.expire(now)
         if tx_id in self._recent or self.node.ledger.has_tx(tx_id):
             raise Conflict(f"transaction {tx_id} was already broadcast", code="replayed")
-        self._recent[tx_id] = now
+        self._recent.add(tx_id, now)
 
     async def _forward(self, data: bytes) -> web.Response:
         leader = self.node.raft.leader_id
