@@ -196,6 +196,7 @@ def test_locate_finds_the_segments_by_exact_digests_and_a_reencoded_copy_by_dct(
         "segments": [],
         "captureStart": None,
         "captureEnd": None,
+        "maxEvidenceSpanMs": 7_200_000,
     }
 
     # Two seconds from the middle: exactly the segment(s) they come from.
@@ -227,7 +228,12 @@ def test_locate_finds_the_segments_by_exact_digests_and_a_reencoded_copy_by_dct(
         "digests": [f.digest.hex() for f in other.frames],
         "dct": [f.dct_hash.hex() for f in other.frames if f.dct_hash is not None],
     }
-    assert locate(setup, body).json() == {"segments": [], "captureStart": None, "captureEnd": None}
+    assert locate(setup, body).json() == {
+        "segments": [],
+        "captureStart": None,
+        "captureEnd": None,
+        "maxEvidenceSpanMs": 7_200_000,
+    }
 
 
 def test_locate_refuses_bad_and_oversized_requests(setup: Setup) -> None:
@@ -318,8 +324,9 @@ def test_evidence_refusals(setup: Setup) -> None:
     nothing = evidence(setup, end + 3_600_000, end + 3_700_000)
     assert (nothing.status, nothing.code) == (404, "no_anchors")
     wide = evidence(setup, start, start + 2 * 3_600_000 + 1)
-    assert (wide.status, wide.code) == (400, "range_too_large")
-    assert "2 h" in wide.json()["message"]
+    assert (wide.status, wide.json()["code"]) == (400, "range_too_large")
+    assert "at most 7200 s" in wide.json()["message"]
+    assert wide.json()["max_span_ms"] == 7_200_000
     backwards = evidence(setup, end, start)
     assert (backwards.status, backwards.code) == (400, "bad_query")
     for query in ("", f"?from={start}", f"?to={end}", f"?from={start}&to={end}&x=1"):

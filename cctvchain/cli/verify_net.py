@@ -15,7 +15,14 @@ is :func:`cctvchain.cli.verify_cmd.finish`, the very code ``verify-bundle`` runs
 3. Fetch the *evidence bundle* (``GET /api/v1/cameras/{id}/evidence?from=&to=``,
    CBOR) for the union of both spans from both peers: anchor transactions with
    inclusion proofs, the frame records with Merkle proofs, the block headers with
-   orderer signatures, the configuration chain from genesis with its CRLs.
+   orderer signatures, the configuration chain from genesis with its CRLs. A span
+   longer than a peer serves at once (``[peer] max_evidence_span_s``, which the peers
+   state in their locate answers; a ``range_too_large`` refusal halves the window) is
+   fetched in consecutive windows, each starting at the capture start of the previous
+   window's last anchor (so that they overlap by one anchor and no block is left out);
+   each window is cross-checked as in step 4, and the windows' bundles are merged into
+   one (:func:`cctvchain.verify.merge.merge_bundles`: whatever two windows share must
+   be identical, else ``UNVERIFIABLE`` naming the peer).
 4. *Cross-check*: the two bundles must hold the same genesis, the same headers for
    every block both have, the same configuration blocks and the same anchors (segment
    hash, block, position) up to the lower of the two ledger heights (a witness that
@@ -75,6 +82,7 @@ from cctvchain.node.runtime import format_url
 from cctvchain.verify.bundle import BundleError, EvidenceBundle, read_bundle
 from cctvchain.verify.crosscheck import anchoring_blocks, compare_bundles, short_hash
 from cctvchain.verify.fingerprints import ClipFingerprints
+from cctvchain.verify.merge import MergeError, merge_bundles
 from cctvchain.verify.result import EXIT_FAILURE, EXIT_USAGE, unverifiable
 
 API = "/api/v1"
@@ -262,6 +270,32 @@ class Located:
     sequences: tuple[int, ...]
     capture_start: int | None
     capture_end: int | None
+    max_span_ms: int | None = None  # the longest span the peer's evidence route serves
+
+
+def window_limit(*located: Located) -> int | None:
+    """The longest evidence window every one of these peers serves (None: not said)."""
+    limits = [x.max_span_ms for x in located if x.max_span_ms is not None]
+    return min(limits) if limits else None
+
+
+def next_window_start(bundle: EvidenceBundle, window: tuple[int, int]) -> int:
+    """Where the evidence window after ``window`` starts: at the capture start of the
+    last anchor overlapping ``window``, so that consecutive windows share an anchor (and
+    the merged block headers stay contiguous); after ``window``'s start in any case."""
+    start, end = window
+    inside = [
+        a.segment
+        for a in bundle.anchors
+        if a.segment.capture_start_ms <= end and a.segment.capture_end_ms >= start
+    ]
+    if inside:
+        last = max(inside, key=lambda segment: segment.sequence)
+        if last.capture_start_ms > start:
+            return last.capture_start_ms
+        if last.capture_end_ms > start:
+            return min(end, last.capture_end_ms)
+    return end
 
 
 @dataclass(frozen=True)
@@ -277,6 +311,7 @@ class Fetched:
     primary: PeerRef
     witness: PeerRef
     span: tuple[int, int]  # the capture span both peers served the evidence for
+    windows: int = 1  # consecutive evidence windows fetched, each cross-checked, merged
 
 
 class _Skip(Exception):
@@ -302,7 +337,10 @@ def parse_located(answer: dict[str, Any], where: str) -> Located:
     end = _opt_int(answer.get("captureEnd"), f"{where}'s captureEnd")
     if (start is None) != (end is None) or (start is not None and end is not None and end < start):
         raise NodeProtocolError(f"{where} answered locate with an invalid span")
-    return Located(sequences, start, end)
+    limit = _opt_int(answer.get("maxEvidenceSpanMs"), f"{where}'s maxEvidenceSpanMs")
+    if limit is not None and limit < 1000:
+        raise NodeProtocolError(f"{where} answered locate with an evidence limit under 1 s")
+    return Located(sequences, start, end, limit)
 
 
 class _Network:
@@ -492,11 +530,87 @@ async def _with_witness(
                 f"no anchors of camera {net.camera} match this clip (located at "
                 f"{primary.label} and {witness.label})"
             )
-        ours = served.get(span)
+        limit = window_limit(located, seen_there)
+        pieces: list[EvidenceBundle] | Verdictless | _NextPrimary | None
+        while True:
+            try:
+                pieces = await _windows(net, primary, witness, span, limit, served, say)
+            except _Shorter as exc:
+                limit = exc.limit  # a peer refused the window as too long: halve it
+                continue
+            except _Skip as exc:
+                failures.append(str(exc))
+                pieces = None
+            break
+        if pieces is None:
+            continue
+        if not isinstance(pieces, list):
+            return pieces
+        try:
+            merged = merge_bundles(pieces)
+        except MergeError as exc:
+            return Verdictless(
+                f"{primary.label} serves inconsistent evidence of camera {net.camera} for "
+                f"consecutive windows of the clip: {exc}"
+            )
+        return Fetched(merged, primary, witness, span, len(pieces))
+    if not candidates:
+        raise CliError(
+            f"cannot cross-check the evidence of {primary.label}: no peer of another "
+            "organisation is known (name one with --peer, or give the network --config)",
+            EXIT_FAILURE,
+        )
+    raise CliError(
+        f"cannot cross-check the evidence of {primary.label}: no peer of another "
+        f"organisation could serve it: {'; '.join(failures)}",
+        EXIT_FAILURE,
+    )
+
+
+class _Shorter(Exception):
+    """A peer refused a window as too long (``range_too_large``): retry with ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+def _too_long(exc: NodeClientError, window: tuple[int, int]) -> _Shorter | None:
+    """The retry for a ``range_too_large`` refusal of ``window`` (half as long), or None
+    (another refusal, or a window of a second or less: no shorter one is asked for)."""
+    length = window[1] - window[0]
+    if isinstance(exc, NodeRefused) and exc.code == "range_too_large" and length > 1000:
+        return _Shorter(max(1000, length // 2))
+    return None
+
+
+async def _windows(
+    net: _Network,
+    primary: PeerRef,
+    witness: PeerRef,
+    span: tuple[int, int],
+    limit: int | None,
+    served: dict[tuple[int, int], EvidenceBundle],
+    say: Any,
+) -> list[EvidenceBundle] | Verdictless | _NextPrimary:
+    """The primary's evidence for ``span`` in consecutive windows of at most ``limit``
+    ms (one window when None), each cross-checked with ``witness`` as a whole span is.
+    Raises _Skip (the witness cannot serve) or _Shorter (a peer wants shorter windows)."""
+    pieces: list[EvidenceBundle] = []
+    start = span[0]
+    while True:
+        end = span[1] if limit is None else min(span[1], start + limit)
+        window = (start, end)
+        if window != span:
+            say(f"evidence window {len(pieces) + 1}: capture {start}..{end} ms")
+        ours = served.get(window)
         if ours is None:
             try:
-                ours = await net.evidence(primary, *span)
+                ours = await net.evidence(primary, *window)
             except NodeClientError as exc:
+                shorter = _too_long(exc, window)
+                if shorter is not None:
+                    raise shorter from None
                 if isinstance(exc, NodeRefused) and exc.status == 403:
                     return _no_access(primary, net.camera, exc)
                 if isinstance(exc, NodeRefused) and exc.status == 404 and not _skippable(exc):
@@ -509,41 +623,32 @@ async def _with_witness(
                     f"{primary.label} located the clip in camera {net.camera}'s anchors but "
                     "served evidence without anchors"
                 )
-            served[span] = ours
+            served[window] = ours
         try:
-            theirs = await _witness_bundle(net, witness, span, ours)
+            theirs = await _witness_bundle(net, witness, window, ours)
         except NodeClientError as exc:
+            shorter = _too_long(exc, window)
+            if shorter is not None:
+                raise shorter from None
             if isinstance(exc, NodeRefused) and exc.status == 403:
                 return _access_disagreement(primary, witness, exc)
-            failures.append(_skip(exc))
-            continue
-        except _Skip as exc:
-            failures.append(str(exc))
-            continue
+            raise _Skip(_skip(exc)) from None
         if isinstance(theirs, Verdictless):
             return Verdictless(
                 f"the peers disagree: {primary.label} serves the anchors of camera "
                 f"{net.camera} {theirs.reason}"
             )
-        diffs = compare_bundles(ours, theirs, primary.label, witness.label, span)
+        diffs = compare_bundles(ours, theirs, primary.label, witness.label, window)
         if diffs:
             more = f" (and {len(diffs) - 1} more differences)" if len(diffs) > 1 else ""
             return Verdictless(
                 f"the peers disagree: {primary.label} and {witness.label} serve different "
                 f"evidence: {diffs[0]}{more}"
             )
-        return Fetched(ours, primary, witness, span)
-    if not candidates:
-        raise CliError(
-            f"cannot cross-check the evidence of {primary.label}: no peer of another "
-            "organisation is known (name one with --peer, or give the network --config)",
-            EXIT_FAILURE,
-        )
-    raise CliError(
-        f"cannot cross-check the evidence of {primary.label}: no peer of another "
-        f"organisation could serve it: {'; '.join(failures)}",
-        EXIT_FAILURE,
-    )
+        pieces.append(ours)
+        if end >= span[1]:
+            return pieces
+        start = next_window_start(ours, window)
 
 
 def _access_disagreement(primary: PeerRef, witness: PeerRef, exc: NodeRefused) -> Verdictless:
@@ -706,9 +811,10 @@ def run_verify(args: argparse.Namespace) -> int:
             result, json_path=args.json, html_path=args.report, clip_path=clip_path
         )
         return result.exit_code
+    windows = f" (in {outcome.windows} windows of capture)" if outcome.windows > 1 else ""
     source = (
         f"{outcome.primary.label} {outcome.primary.url}, "
-        f"cross-checked with {outcome.witness.label} {outcome.witness.url}"
+        f"cross-checked with {outcome.witness.label} {outcome.witness.url}{windows}"
     )
     bundle = replace(bundle, metadata=replace(bundle.metadata, command=command, source=source))
     if not args.quiet:

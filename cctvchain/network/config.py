@@ -51,6 +51,9 @@ class PeerSettings:
 
     # The largest clip POST /api/v1/cameras/{id}/verify accepts (streamed to disk).
     max_clip_bytes: int = 2 * 1024**3
+    # The longest capture span one evidence bundle covers (GET .../evidence); a client
+    # fetches a longer clip's evidence in windows of at most this span.
+    max_evidence_span_s: int = 7200
 
 
 @dataclass(frozen=True)
@@ -147,12 +150,14 @@ def parse_network_config(raw: Mapping[str, Any], *, base_dir: Path) -> NetworkCo
             "[raft]: need tick_ms >= 10, election_ticks >= 2, snapshot_interval >= 1"
         )
     peer_raw = _table(raw, "peer", required=False)
-    unknown_peer = sorted(set(peer_raw) - {"max_clip_bytes"})
+    unknown_peer = sorted(set(peer_raw) - {"max_clip_bytes", "max_evidence_span_s"})
     if unknown_peer:
         raise NetworkConfigError(f"[peer]: unknown setting(s) {', '.join(unknown_peer)}")
     peer = PeerSettings(**{k: _int(peer_raw, k, "peer") for k in peer_raw})
     if peer.max_clip_bytes < 1:
         raise NetworkConfigError("[peer]: max_clip_bytes must be at least 1")
+    if peer.max_evidence_span_s < 1:
+        raise NetworkConfigError("[peer]: max_evidence_span_s must be at least 1")
     return NetworkConfig(
         name=_str(network, "name", "network"),
         channel=_str(network, "channel", "network"),

@@ -54,7 +54,8 @@ from cctvchain.verify.bundle import (
 MAX_HAMMING: Final = 10  # bits of the 64-bit DCT hash: the same picture re-encoded
 MAX_LOCATE_DIGESTS: Final = 200_000  # ~2 h of 25 fps video
 MAX_LOCATE_DCT: Final = 20_000
-MAX_EVIDENCE_SPAN_MS: Final = 2 * 3600 * 1000  # one bundle covers at most 2 h of capture
+# One bundle covers at most 2 h of capture by default ([peer] max_evidence_span_s).
+MAX_EVIDENCE_SPAN_MS: Final = 2 * 3600 * 1000
 _SCAN_CELLS: Final = 1 << 22  # query x table comparisons per numpy step (~32 MB)
 SCAN_BUDGET: Final = 100_000_000  # comparisons of one exhaustive DCT search (~1-2 s)
 SEED_WINDOW: Final = 32  # consecutive clip hashes per seed window
@@ -64,13 +65,17 @@ _ID_BITS: Final = 24  # query ids below 2**24 (MAX_LOCATE_DCT and MAX_VERIFY_DCT
 
 
 class EvidenceError(Exception):
-    """A request the peer cannot answer: a stable code and an HTTP status."""
+    """A request the peer cannot answer: a stable code and an HTTP status
+    (``max_span_ms``: the peer's limit, for ``range_too_large``)."""
 
-    def __init__(self, message: str, code: str, status: int) -> None:
+    def __init__(
+        self, message: str, code: str, status: int, *, max_span_ms: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.status = status
+        self.max_span_ms = max_span_ms
 
 
 # -- the ledger's anchors ------------------------------------------------------------------
@@ -359,15 +364,17 @@ def locate(
 # -- the bundle ------------------------------------------------------------------------------
 
 
-def check_span(start_ms: int, end_ms: int) -> None:
+def check_span(start_ms: int, end_ms: int, max_span_ms: int = MAX_EVIDENCE_SPAN_MS) -> None:
     if end_ms < start_ms:
         raise EvidenceError("the time range ends before it starts", "bad_query", 400)
-    if end_ms - start_ms > MAX_EVIDENCE_SPAN_MS:
+    if end_ms - start_ms > max_span_ms:
         raise EvidenceError(
-            f"the range spans {(end_ms - start_ms) / 3_600_000:.1f} h of capture; one bundle "
-            f"covers at most {MAX_EVIDENCE_SPAN_MS // 3_600_000} h: ask for shorter ranges",
+            f"the range spans {(end_ms - start_ms) / 1000:g} s of capture; one bundle of this "
+            f"peer covers at most {max_span_ms / 1000:g} s ([peer] max_evidence_span_s): ask "
+            "for shorter ranges",
             "range_too_large",
             400,
+            max_span_ms=max_span_ms,
         )
 
 
@@ -385,6 +392,7 @@ def assemble_bundle(
     command: str = "",
     neighbours: bool = True,
     load_records: Callable[[str, int], bytes | None] | None = None,
+    max_span_ms: int = MAX_EVIDENCE_SPAN_MS,
 ) -> EvidenceBundle:
     """The evidence for [start, end] from this peer's ledger and records (no clip).
 
@@ -392,7 +400,7 @@ def assemble_bundle(
     range, ``records_not_stored`` (404) when this peer lacks the records of a covering
     segment (another peer may hold them).
     """
-    check_span(start_ms, end_ms)
+    check_span(start_ms, end_ms, max_span_ms)
     fetch = load_records or store.get
     with ledger.snapshot() as snapshot:
         height = ledger.height

@@ -15,7 +15,9 @@ is read, so a caller without access learns nothing about the camera's video.
 * ``GET /api/v1/cameras/{id}/evidence?from=MS&to=MS`` — ``application/cbor``: an
   :class:`~cctvchain.verify.bundle.EvidenceBundle` (no clip) from this peer's ledger and
   record store; 404 ``no_anchors`` / ``records_not_stored``; 400 ``range_too_large``
-  beyond 2 h of capture.
+  beyond ``[peer] max_evidence_span_s`` of capture (default 2 h; the refusal carries
+  the limit as ``max_span_ms``, and the locate answer as ``maxEvidenceSpanMs``, so that
+  a client fetches a longer clip's evidence in windows).
 * ``GET /api/v1/blocks/{n}/header`` — ``{number, hash, previousHash, dataHash}`` for
   any channel reader, so a client can compare one peer's evidence with the chain of a
   peer of another organisation.
@@ -58,7 +60,6 @@ from cctvchain.peernode.api import camera_id as camera_param
 from cctvchain.peernode.api import channel_reader, int_param, query_params
 from cctvchain.peernode.core import PeerCore
 from cctvchain.peernode.evidence import (
-    MAX_EVIDENCE_SPAN_MS,
     MAX_LOCATE_DCT,
     MAX_LOCATE_DIGESTS,
     EvidenceError,
@@ -85,7 +86,20 @@ _HEX64: Final = re.compile(r"[0-9a-fA-F]{64}")
 _HEX16: Final = re.compile(r"[0-9a-fA-F]{16}")
 
 
+class _SpanError(HttpError):
+    """``range_too_large``, with the peer's limit in the JSON body."""
+
+    def __init__(self, message: str, code: str, status: int, max_span_ms: int) -> None:
+        super().__init__(message, code=code, status=status)
+        self.max_span_ms = max_span_ms
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "max_span_ms": self.max_span_ms}
+
+
 def evidence_http_error(exc: EvidenceError) -> HttpError:
+    if exc.max_span_ms is not None:
+        return _SpanError(exc.message, exc.code, exc.status, exc.max_span_ms)
     return HttpError(exc.message, code=exc.code, status=exc.status)
 
 
@@ -131,6 +145,7 @@ class VerifyApi:
         self.core = core
         self.store = store
         self.max_clip_bytes = core.context.config.peer.max_clip_bytes
+        self.max_span_ms = core.context.config.peer.max_evidence_span_s * 1000
         self.upload_dir = core.context.material.node_dirs[core.name] / VERIFY_DIR
         self._slots: asyncio.Semaphore | None = None
         self._pending = 0  # verifications received or receiving, not yet answered
@@ -191,7 +206,8 @@ class VerifyApi:
         if not digests and not dct:
             raise BadRequest("send the clip's digests or DCT hashes", code="bad_locate")
         found = await asyncio.to_thread(self._locate, camera, digests, dct, start, end)
-        return json_response(found.json())
+        # The longest span GET .../evidence serves: a client fetches a longer one in windows.
+        return json_response({**found.json(), "maxEvidenceSpanMs": self.max_span_ms})
 
     def _locate(
         self,
@@ -219,7 +235,7 @@ class VerifyApi:
             )
         start, end = int_param(params, "from", 0), int_param(params, "to", 0)
         try:
-            check_span(start, end)
+            check_span(start, end, self.max_span_ms)
         except EvidenceError as exc:
             raise evidence_http_error(exc) from None
         identity, camera = await self._camera_access(request)
@@ -239,6 +255,7 @@ class VerifyApi:
                 tool=f"cctvchain {__version__}",
                 source=f"{self.core.name} ({self.core.serialized.msp_id})",
                 command=f"evidence for {identity.name} of {identity.msp_id}",
+                max_span_ms=self.max_span_ms,
             ).encode()
         except EvidenceError as exc:
             raise evidence_http_error(exc) from None
@@ -374,9 +391,9 @@ class VerifyApi:
                     command=command,
                 )
                 return _json(build_report(result)), "application/json"
-            if end - start > MAX_EVIDENCE_SPAN_MS:
-                # The best run is longer than one bundle: verify its first 2 hours.
-                end = start + MAX_EVIDENCE_SPAN_MS
+            if end - start > self.max_span_ms:
+                # The best run is longer than one bundle: verify its first window.
+                end = start + self.max_span_ms
             bundle = assemble_bundle(
                 self.core.ledger,
                 self.store,
@@ -388,6 +405,7 @@ class VerifyApi:
                 tool=f"cctvchain {__version__}",
                 source=f"{self.core.name} ({self.core.serialized.msp_id})",
                 command=command,
+                max_span_ms=self.max_span_ms,
             )
         except EvidenceError as exc:
             raise evidence_http_error(exc) from None
