@@ -29,6 +29,8 @@ class Behaviour:
     refuse: tuple[int, str, str] | None = None  # status, code, message for every call
     refuse_evidence: tuple[int, str, str] | None = None  # the same, for evidence only
     chain: EvidenceBundle | None = None  # whose headers it serves (default: bundle's)
+    max_span_ms: int | None = None  # stated in the locate answer (maxEvidenceSpanMs)
+    later: tuple[EvidenceBundle, ...] = ()  # served for the 2nd, 3rd... evidence request
 
 
 @dataclass
@@ -114,13 +116,14 @@ class ServedPeer:
                 }
                 for a in bundle.anchors
             ]
-        return web.json_response(
-            {
-                "segments": segments,
-                "captureStart": span[0] if span else None,
-                "captureEnd": span[1] if span else None,
-            }
-        )
+        answer: dict[str, Any] = {
+            "segments": segments,
+            "captureStart": span[0] if span else None,
+            "captureEnd": span[1] if span else None,
+        }
+        if self.behaviour.max_span_ms is not None:
+            answer["maxEvidenceSpanMs"] = self.behaviour.max_span_ms
+        return web.json_response(answer)
 
     async def _evidence(self, request: web.Request) -> web.Response:
         self.requests.append(("evidence", request.match_info["camera"], dict(request.query)))
@@ -131,7 +134,11 @@ class ServedPeer:
             return web.json_response(
                 {"code": "no_anchors", "message": "no anchors in that time"}, status=404
             )
-        return web.Response(body=self.behaviour.bundle.encode(), content_type="application/cbor")
+        served = sum(kind == "evidence" for kind, _, _ in self.requests) - 1
+        bundle = self.behaviour.bundle
+        if 0 < served <= len(self.behaviour.later):
+            bundle = self.behaviour.later[served - 1]
+        return web.Response(body=bundle.encode(), content_type="application/cbor")
 
     async def _header(self, request: web.Request) -> web.Response:
         number = int(request.match_info["number"])
