@@ -121,8 +121,8 @@ def check_chain(anchors: list[dict[str, Any]]) -> list[Segment]:
     return segments
 
 
-def ingest_world(directory: Path) -> Iterator[IngestWorld]:
-    cluster = make_cluster(directory)
+def ingest_world(directory: Path, extra_toml: str = "") -> Iterator[IngestWorld]:
+    cluster = make_cluster(directory, extra_toml)
     try:
         for name in (*ORDERERS, *RUNNING_PEERS):
             cluster.start(name)

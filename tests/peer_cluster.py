@@ -308,11 +308,13 @@ class PeerCluster:
         return asyncio.run(call())
 
 
-def make_cluster(directory: Path) -> PeerCluster:
+def make_cluster(directory: Path, extra_toml: str = "") -> PeerCluster:
+    """The cluster's material and configuration (``extra_toml`` appended to it, e.g. a
+    ``[peer]`` table of settings under test); nothing started yet."""
     names = [*ORDERERS, *PEERS, *CA_NAMES.values()]
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     config_path = directory / "network.toml"
-    config_path.write_text(cluster_toml(ports))
+    config_path.write_text(cluster_toml(ports) + extra_toml)
     config = load_network_config(config_path)
     material = ensure_material(config, datetime.now(UTC))
     cluster = PeerCluster(directory, config_path, config, material, ports)

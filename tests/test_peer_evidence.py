@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import peer_cluster
 import pytest
 from ingest_world import REPO, IngestWorld, check_chain, ingest_world, wait_for
 from peer_cluster import HttpAnswer, PeerCluster, User
@@ -61,16 +60,9 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     root = tmp_path_factory.mktemp("evidence")
-    original = peer_cluster.cluster_toml
-
-    def with_clip_limit(ports: dict[str, int], **kw: Any) -> str:
-        return original(ports, **kw) + f"\n[peer]\nmax_clip_bytes = {MAX_CLIP_BYTES}\n"
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(peer_cluster, "cluster_toml", with_clip_limit)
-        (root / "net").mkdir()
-        worlds = ingest_world(root / "net")
-        world = next(worlds)
+    (root / "net").mkdir()
+    worlds = ingest_world(root / "net", f"\n[peer]\nmax_clip_bytes = {MAX_CLIP_BYTES}\n")
+    world = next(worlds)
     try:
         camera = make_camera_clip(root / "camera.mp4")
         # Capture time of pts 0 on the 4-second grid: segments of exactly 100 frames.

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import peer_cluster
 import pytest
 from ingest_world import REPO, IngestWorld, check_chain, ingest_world
 from rtsp_camera import make_clip, transcode
@@ -57,16 +56,9 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     root = tmp_path_factory.mktemp("long-clip")
-    original = peer_cluster.cluster_toml
-
-    def with_span_limit(ports: dict[str, int], **kw: Any) -> str:
-        return original(ports, **kw) + f"\n[peer]\nmax_evidence_span_s = {SPAN_S}\n"
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(peer_cluster, "cluster_toml", with_span_limit)
-        (root / "net").mkdir()
-        worlds = ingest_world(root / "net")
-        world = next(worlds)
+    (root / "net").mkdir()
+    worlds = ingest_world(root / "net", f"\n[peer]\nmax_evidence_span_s = {SPAN_S}\n")
+    world = next(worlds)
     try:
         camera = make_clip(
             root / "camera.mp4", size="320x180", seconds=float(CLIP_S), gop=25, bframes=0
