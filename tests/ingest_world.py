@@ -17,7 +17,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +71,32 @@ class IngestWorld:
             *("--spool", str(spool)),
             *extra,
         ]
+
+    def ingest_file(
+        self,
+        camera: str,
+        clip: Path,
+        spool: Path,
+        *,
+        segment_seconds: int,
+        capture_origin_ms: int,
+        records_peers: Sequence[str],
+        timeout: float = 600,
+    ) -> list[Segment]:
+        """``cctvchain ingest`` of a whole file (capture time of pts 0 given), its
+        records also stored at ``records_peers``; the camera's checked chain after."""
+        args = self.ingest_args(
+            camera,
+            str(clip),
+            spool,
+            *("--segment-seconds", str(segment_seconds)),
+            *("--capture-origin", str(capture_origin_ms)),
+        )
+        for peer in records_peers:
+            args += ["--records-peer", self.cluster.url(peer)]
+        done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return check_chain(self.anchors(camera))
 
     # -- reads as the granted police officer ----------------------------------------------
 

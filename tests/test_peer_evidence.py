@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ingest_world import REPO, IngestWorld, check_chain, ingest_world, wait_for
+from ingest_world import REPO, IngestWorld, ingest_world, wait_for
 from peer_cluster import HttpAnswer, PeerCluster, User
 from rtsp_camera import make_clip, transcode
 from verify_world import make_camera_clip
@@ -67,17 +67,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         camera = make_camera_clip(root / "camera.mp4")
         # Capture time of pts 0 on the 4-second grid: segments of exactly 100 frames.
         origin = (int(time.time() * 1000) - 120_000) // 4000 * 4000
-        args = world.ingest_args(
+        segments = world.ingest_file(
             CAMERA,
-            str(camera),
+            camera,
             root / "spool",
-            *("--segment-seconds", "4", "--capture-origin", str(origin)),
+            segment_seconds=4,
+            capture_origin_ms=origin,
+            records_peers=HOLDERS,
+            timeout=300,
         )
-        for peer in HOLDERS:
-            args += ["--records-peer", world.cluster.url(peer)]
-        done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
-        segments = check_chain(world.anchors(CAMERA))
         assert len(segments) == 3
         clips = {
             "camera": camera,

@@ -15,7 +15,6 @@ window is ``TAMPERED`` (``ALTERED``) at exactly that frame.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ingest_world import REPO, IngestWorld, check_chain, ingest_world
+from ingest_world import IngestWorld, ingest_world
 from rtsp_camera import make_clip, transcode
 
 from cctvchain.chaincode.cctv.model import Segment
@@ -64,17 +63,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             root / "camera.mp4", size="320x180", seconds=float(CLIP_S), gop=25, bframes=0
         )
         origin = (int(time.time() * 1000) - 300_000) // 4000 * 4000
-        args = world.ingest_args(
+        segments = world.ingest_file(
             CAMERA,
-            str(camera),
+            camera,
             root / "spool",
-            *("--segment-seconds", str(SEGMENT_S), "--capture-origin", str(origin)),
+            segment_seconds=SEGMENT_S,
+            capture_origin_ms=origin,
+            records_peers=HOLDERS,
         )
-        for peer in HOLDERS:
-            args += ["--records-peer", world.cluster.url(peer)]
-        done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-3000:]
-        segments = check_chain(world.anchors(CAMERA))
         assert len(segments) == CLIP_S // SEGMENT_S
         clips = {
             "camera": camera,
