@@ -15,11 +15,10 @@ from dataclasses import replace
 import pytest
 from verify_world import CAMERA, AnchoredCamera, anchored_camera, bundle_for, make_camera_clip
 
-from cctvchain.cli.verify_net import next_window_start
 from cctvchain.verify.align import Verdict
 from cctvchain.verify.bundle import EvidenceBundle, check_bundle
 from cctvchain.verify.clip import fingerprint_clip
-from cctvchain.verify.merge import MergeError, merge_bundles
+from cctvchain.verify.merge import MergeError, merge_bundles, next_window_start
 
 pytestmark = pytest.mark.timeout(600)
 

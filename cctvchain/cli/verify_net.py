@@ -82,7 +82,7 @@ from cctvchain.node.runtime import format_url
 from cctvchain.verify.bundle import BundleError, EvidenceBundle, read_bundle
 from cctvchain.verify.crosscheck import anchoring_blocks, compare_bundles, short_hash
 from cctvchain.verify.fingerprints import ClipFingerprints
-from cctvchain.verify.merge import MergeError, merge_bundles
+from cctvchain.verify.merge import MergeError, merge_bundles, next_window_start
 from cctvchain.verify.result import EXIT_FAILURE, EXIT_USAGE, unverifiable
 
 API = "/api/v1"
@@ -277,25 +277,6 @@ def window_limit(*located: Located) -> int | None:
     """The longest evidence window every one of these peers serves (None: not said)."""
     limits = [x.max_span_ms for x in located if x.max_span_ms is not None]
     return min(limits) if limits else None
-
-
-def next_window_start(bundle: EvidenceBundle, window: tuple[int, int]) -> int:
-    """Where the evidence window after ``window`` starts: at the capture start of the
-    last anchor overlapping ``window``, so that consecutive windows share an anchor (and
-    the merged block headers stay contiguous); after ``window``'s start in any case."""
-    start, end = window
-    inside = [
-        a.segment
-        for a in bundle.anchors
-        if a.segment.capture_start_ms <= end and a.segment.capture_end_ms >= start
-    ]
-    if inside:
-        last = max(inside, key=lambda segment: segment.sequence)
-        if last.capture_start_ms > start:
-            return last.capture_start_ms
-        if last.capture_end_ms > start:
-            return min(end, last.capture_end_ms)
-    return end
 
 
 @dataclass(frozen=True)

@@ -177,3 +177,22 @@ def _anchor_conflict(bundles: Sequence[EvidenceBundle], sequence: int, a: int, b
             f"{y.validation_code} in window {b}"
         )
     return f"segment {sequence}: the frame records differ between windows {a} and {b}"
+
+
+def next_window_start(bundle: EvidenceBundle, window: tuple[int, int]) -> int:
+    """Where the evidence window after ``window`` starts: at the capture start of the
+    last anchor overlapping ``window``, so that consecutive windows share an anchor (and
+    the merged block headers stay contiguous); after ``window``'s start in any case."""
+    start, end = window
+    inside = [
+        a.segment
+        for a in bundle.anchors
+        if a.segment.capture_start_ms <= end and a.segment.capture_end_ms >= start
+    ]
+    if inside:
+        last = max(inside, key=lambda segment: segment.sequence)
+        if last.capture_start_ms > start:
+            return last.capture_start_ms
+        if last.capture_end_ms > start:
+            return min(end, last.capture_end_ms)
+    return end
